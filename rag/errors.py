@@ -1,0 +1,27 @@
+"""Typed exceptions raised by the library; the CLI and UI turn them into messages."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class CorpusError(RagError):
+    """A corpus folder or file cannot be used (missing, empty, unreadable)."""
+
+
+class UnreadableFileError(CorpusError):
+    """A file is binary or in an encoding we cannot decode."""
+
+
+class IndexCorruptError(RagError):
+    """An index folder exists but its files are damaged or inconsistent."""
+
+
+class ModelError(RagError):
+    """The embedding model cannot be built or loaded."""
+
+
+class QuestionError(RagError, ValueError):
+    """The question is empty or otherwise unusable."""
