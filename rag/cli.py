@@ -1,0 +1,137 @@
+"""The ``newsqa`` command line: build an index, ask questions, start the chat, run the eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Config
+from .errors import RagError
+from .records import Hit
+from .retrieval import Retriever
+
+
+def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, *_: Any) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _clean_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one-line messages instead of tracebacks."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.showwarning = _show_warning
+        try:
+            return func(*args, **kwargs)
+        except (RagError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that opens an index."""
+    options = [
+        click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder of .txt/.md articles (default: the bundled seeds)."),
+        click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where the index lives (default: under the user cache)."),
+        click.option("--model", help="sentence-transformers model id or path."),
+        click.option("--chunk-size", type=int, help="Characters per chunk."),
+        click.option("--chunk-overlap", type=int, help="Characters shared by neighbouring chunks."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_config(
+    folder: Path | None = None,
+    index_dir: Path | None = None,
+    model: str | None = None,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    **extra: Any,
+) -> Config:
+    """A :class:`Config` from command-line options (unset options keep defaults)."""
+    given = {
+        "corpus_dir": folder,
+        "index_dir": index_dir,
+        "model": model,
+        "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap,
+        **extra,
+    }
+    return Config(**{key: value for key, value in given.items() if value is not None})
+
+
+@click.group()
+@click.version_option(package_name="newsqa")
+def main() -> None:
+    """Ask questions about a folder of Chinese news articles; get cited passages."""
+
+
+@main.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@config_options
+@_clean_errors
+def index(folder: Path | None, **options: Any) -> None:
+    """Build or update the index of FOLDER (default: the bundled seeds)."""
+    if folder is not None:
+        options["folder"] = folder
+    config = make_config(**options)
+    retriever = Retriever.from_config(config, progress=sys.stderr.isatty())
+    report = retriever.last_update
+    click.echo(
+        f"index {config.index_path}: {len(retriever.index)} chunks from "
+        f"{len(retriever.index.files)} files"
+    )
+    if report.rebuilt:
+        click.echo(f"  rebuilt: {report.rebuilt}")
+    for label, names in (("added", report.added), ("changed", report.changed),
+                         ("deleted", report.deleted), ("skipped", report.skipped)):
+        if names:
+            click.echo(f"  {label}: {', '.join(names)}")
+    click.echo(f"  embedded {report.embedded} chunks, removed {report.removed}")
+
+
+@main.command()
+@click.argument("question")
+@click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Passages to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@config_options
+@_clean_errors
+def ask(question: str, k: int, as_json: bool, **options: Any) -> None:
+    """Print the passages that answer QUESTION, with citations."""
+    retriever = Retriever.from_config(make_config(**options), progress=sys.stderr.isatty())
+    hits = retriever.retrieve(question, k)
+    if as_json:
+        click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return
+    for hit in hits:
+        click.echo(format_hit(hit))
+
+
+def format_hit(hit: Hit) -> str:
+    """A hit as terminal text, the answering sentence marked 【…】."""
+    c = hit.citation
+    marked = (
+        hit.text[: hit.sentence_start]
+        + click.style("【" + hit.sentence + "】", bold=True)
+        + hit.text[hit.sentence_end :]
+    )
+    byline = f" · {c.byline}" if c.byline else ""
+    return f"[{hit.rank}] {hit.score:.3f}  {c.title}{byline}\n    {c}\n    {marked}\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
