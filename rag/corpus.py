@@ -117,7 +117,29 @@ def load_file(path: Path, name: str | None = None) -> list[Article]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise UnreadableFileError(f"{name}: {size} bytes is over the {MAX_FILE_BYTES} byte limit")
-    text = decode_bytes(path.read_bytes(), name)
+    return load_bytes(path.read_bytes(), name)
+
+
+def load_bytes(data: bytes, name: str) -> list[Article]:
+    """Decode and clean one document's content into articles.
+
+    Args:
+        data: the raw file content.
+        name: the name to cite it by.
+
+    Returns:
+        The document's articles, repeats removed.
+
+    Raises:
+        UnreadableFileError: wrong file type, binary, undecodable, empty or oversized.
+    """
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise UnreadableFileError(f"{name}: only .txt and .md articles can be added")
+    if len(data) > MAX_FILE_BYTES:
+        raise UnreadableFileError(f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit")
+    text = decode_bytes(data, name)
+    if not text.strip():
+        raise UnreadableFileError(f"{name}: the file is empty")
     articles = parse_articles(text, name)
     if not articles:
         raise UnreadableFileError(f"{name}: no article text found, skipped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import unicodedata
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .answer import Answer, decide_found
 from .config import Config
 from .embedding import Embedder, create_embedder
-from .errors import QuestionError
+from .errors import CorpusError, QuestionError
+from .corpus import load_bytes
 from .index import CorpusIndex, UpdateReport
 from .records import Chunk, Citation, Hit
 
@@ -89,8 +92,8 @@ def lexical_sentence_scores(question: str, sentences: list[str]) -> list[float]:
         s = _normalise(sentence)
         score = len(grams & _bigrams(s)) / max(1, len(grams))
         score += 0.5 * len(numbers & set(NUMBER.findall(s)))
-        if wants_quantity and NUMBER.search(s):
-            score += 0.15
+        if wants_quantity and not NUMBER.search(s):
+            score *= 0.5  # "how much/many" is answered by a sentence with a number
         scores.append(score)
     return scores
 
@@ -120,6 +123,8 @@ class Retriever:
         Returns:
             A ready retriever.
         """
+        if not config.corpus.is_dir():
+            raise CorpusError(f"corpus folder not found: {config.corpus}")
         embedder = create_embedder(config)
         index, report = CorpusIndex.open(config, embedder, progress=progress)
         retriever = cls(config, embedder, index)
@@ -149,6 +154,43 @@ class Retriever:
             self.last_update = self.index.update(progress=progress)
             return self.last_update
 
+    def add_document(self, filename: str, data: bytes) -> UpdateReport:
+        """Add one article file to the corpus folder and index it at once.
+
+        The content is checked before anything is written; the file is written under a
+        fresh name if the folder already holds one by that name, atomically; if indexing
+        fails the file is removed again, so the index and folder stay as they were.
+
+        Args:
+            filename: the uploaded file's name (``.txt`` or ``.md``).
+            data: its raw content (UTF-8 or GBK/GB18030).
+
+        Returns:
+            What the update did; ``added`` names the stored file.
+
+        Raises:
+            UnreadableFileError: wrong type, binary, undecodable, empty or oversized.
+        """
+        name = Path(filename).name.lstrip(".")  # hidden files are not indexed
+        load_bytes(data, name)  # refuse bad content before touching the folder
+        with self._lock:
+            target = _free_name(self.config.corpus, name)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            try:
+                return self.update()
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+
+    def articles(self) -> list[tuple[str, str]]:
+        """The indexed articles as ``(file, title)`` pairs, in corpus order."""
+        with self._lock:
+            chunks = list(self.index.chunks.values())
+        seen = {(c.file, c.article_index): c.title for c in chunks}
+        return [(file, seen[(file, i)]) for file, i in sorted(seen)]
+
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         """The passages that best answer ``question``, best first.
 
@@ -170,6 +212,20 @@ class Retriever:
         with self._lock:
             ranked = self.index.search(query, k)[0]
         return self._hits(question, query[0], ranked)
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """Retrieve and decide whether the articles answer ``question``.
+
+        Args:
+            question: in Chinese or English.
+            k: how many passages (default ``config.k``).
+
+        Returns:
+            The :class:`Answer`: hits, best sentence, and ``found``.
+        """
+        hits = self.retrieve(question, k)
+        return Answer(question=question.strip(), hits=hits,
+                      found=decide_found(hits, self.config.min_score))
 
     def _hits(
         self, question: str, query: np.ndarray, ranked: list[tuple[Chunk, float]]
@@ -231,3 +287,30 @@ def retrieve(question: str, k: int = 5) -> list[Hit]:
         QuestionError: the question is empty (a ``ValueError``).
     """
     return default_retriever().retrieve(question, k)
+
+
+def ask(question: str, k: int = 5) -> Answer:
+    """Ask the bundled seed articles and get an :class:`Answer`.
+
+    Args:
+        question: in Chinese or English.
+        k: how many passages.
+
+    Returns:
+        Hits, the best answering sentence, and whether the articles answer at all.
+
+    Raises:
+        QuestionError: the question is empty (a ``ValueError``).
+    """
+    return default_retriever().ask(question, k)
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``stem-2.txt``, ``stem-3.txt`` … if that is taken."""
+    target = folder / name
+    stem, suffix = target.stem, target.suffix
+    n = 2
+    while target.exists():
+        target = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return target

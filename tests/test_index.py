@@ -1,0 +1,176 @@
+"""The index folder: persistence, incremental updates, crash safety, corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from rag.config import Config
+from rag.embedding import create_embedder
+from rag.index import CHUNKS, MANIFEST, CorpusIndex, IndexRebuildWarning
+from rag.retrieval import Retriever
+
+pytestmark = pytest.mark.slow
+
+ARTICLES = {
+    "a.txt": "# 哈尔滨冰雪大世界开园\n\n本报讯（记者甲）第二十六届哈尔滨冰雪大世界12月18日开园，园区占地面积100万平方米。\n\n今年冰雪大世界使用冰雪总量30万立方米。\n",
+    "b.txt": "# 七台河短道速滑馆\n\n□文/摄 记者乙\n\n七台河体育中心短道速滑馆培养了多名奥运冠军。\n\n馆内每天有二百名小队员训练。\n",
+    "c.md": "# 绥芬河口岸\n\n本报讯（记者丙）绥芬河铁路口岸今年进出口货运量突破千万吨。\n",
+}
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture()
+def config(corpus: Path, tmp_path: Path, with_model: Path) -> Config:
+    return Config(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_size=100, chunk_overlap=20)
+
+
+def _open(config: Config) -> tuple[CorpusIndex, object]:
+    return CorpusIndex.open(config, create_embedder(config))
+
+
+def test_build_then_reopen_embeds_nothing(config: Config) -> None:
+    index, report = _open(config)
+    assert report.added == ["a.txt", "b.txt", "c.md"] and report.embedded == len(index) > 0
+    manifest = json.loads((config.index_path / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["params"]["model"] == config.model and manifest["dim"] == 384
+    assert set(manifest["files"]) == set(ARTICLES) and "faiss-cpu" in manifest["versions"]
+    again, report = _open(config)
+    assert report.embedded == 0 and not report.touched
+    assert {c.text for c in again.chunks.values()} == {c.text for c in index.chunks.values()}
+
+
+def test_incremental_add_change_delete_reembeds_only_what_changed(config: Config, corpus: Path) -> None:
+    index, _ = _open(config)
+    per_file = {name: len(entry.chunk_ids) for name, entry in index.files.items()}
+    (corpus / "d.txt").write_text("# 新文章\n\n黑河市口岸冬季开通冰上汽车运输通道。\n", encoding="utf-8")
+    (corpus / "b.txt").write_text(ARTICLES["b.txt"] + "\n七台河新建一座冰球馆。\n", encoding="utf-8")
+    (corpus / "c.md").unlink()
+    index, report = _open(config)
+    assert report.added == ["d.txt"] and report.changed == ["b.txt"] and report.deleted == ["c.md"]
+    assert report.embedded == len(index.files["d.txt"].chunk_ids) + len(index.files["b.txt"].chunk_ids)
+    assert report.removed == per_file["b.txt"] + per_file["c.md"]
+    assert len(index.vectors) == len(index.chunks) == sum(len(e.chunk_ids) for e in index.files.values())
+    texts = " ".join(c.text for c in index.chunks.values())
+    assert "冰球馆" in texts and "绥芬河" not in texts
+
+
+def test_touching_a_file_without_changing_it_embeds_nothing(config: Config, corpus: Path) -> None:
+    _open(config)
+    os.utime(corpus / "a.txt", (time.time() + 5, time.time() + 5))
+    _, report = _open(config)
+    assert report.embedded == 0 and not report.changed
+
+
+# Run in a separate interpreter (forking after torch has started threads can deadlock):
+# it starts re-embedding, signals that it is mid-way, and waits to be killed.
+INTERRUPTED_UPDATE = """
+import json, sys, time
+from pathlib import Path
+from rag.config import Config
+from rag.embedding import create_embedder
+from rag.index import CorpusIndex
+
+config = Config.from_dict(json.loads(sys.argv[1]))
+embedder = create_embedder(config)
+original = embedder.encode_passages
+
+def slow(texts, progress=False):
+    vectors = original(texts, progress)
+    Path(sys.argv[2]).touch()
+    time.sleep(120)
+    return vectors
+
+embedder.encode_passages = slow
+CorpusIndex.open(config, embedder)
+"""
+
+
+def test_killed_update_leaves_the_previous_index_loadable(
+    config: Config, corpus: Path, tmp_path: Path
+) -> None:
+    before, _ = _open(config)
+    (corpus / "a.txt").write_text("# 改写\n\n完全不同的新内容。\n", encoding="utf-8")
+    marker = tmp_path / "embedding-started"
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_UPDATE, json.dumps(config.to_dict()), str(marker)]
+    )
+    try:
+        deadline = time.time() + 180
+        while not marker.exists() and time.time() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the child never reached the embedding step"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    index = CorpusIndex(config, create_embedder(config))
+    assert index._load_or_reason() == ""  # the old index, intact
+    assert {c.text for c in index.chunks.values()} == {c.text for c in before.chunks.values()}
+    # and opening it again applies the change that was interrupted
+    _, report = _open(config)
+    assert report.changed == ["a.txt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate_vectors", "truncate_chunks", "bad_manifest", "missing"])
+def test_corrupt_index_is_detected_and_rebuilt(config: Config, damage: str) -> None:
+    index, _ = _open(config)
+    folder = config.index_path
+    if damage == "truncate_vectors":
+        path = folder / index.vectors.file_name
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "truncate_chunks":
+        path = folder / CHUNKS
+        path.write_bytes(path.read_bytes()[:-50])
+    elif damage == "bad_manifest":
+        (folder / MANIFEST).write_text("{not json", encoding="utf-8")
+    else:
+        (folder / CHUNKS).unlink()
+    with pytest.warns(IndexRebuildWarning, match="corrupt"):
+        rebuilt, report = _open(config)
+    assert report.rebuilt and len(rebuilt) == len(index)
+
+
+def test_changed_settings_rebuild(config: Config) -> None:
+    _open(config)
+    with pytest.warns(IndexRebuildWarning, match="chunk_size 100 → 120"):
+        _, report = _open(config.with_(chunk_size=120))
+    assert report.rebuilt and report.embedded > 0
+
+
+def test_unreadable_update_keeps_the_indexed_version(config: Config, corpus: Path) -> None:
+    index, _ = _open(config)
+    before = {c.text for c in index.chunks.values()}
+    (corpus / "a.txt").write_bytes(b"\x00\x01binary" * 100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index, report = _open(config)
+    assert "a.txt" in report.skipped and any("a.txt" in str(w.message) for w in caught)
+    assert {c.text for c in index.chunks.values()} == before
+
+
+def test_save_load_round_trip_gives_the_same_top_hit(config: Config) -> None:
+    question = "冰雪大世界占地面积多大？"
+    first = Retriever.from_config(config).retrieve(question, 3)
+    shutil.copytree(config.index_path, config.index_path.parent / "copy")
+    reloaded = Retriever.from_config(config.with_(index_dir=config.index_path.parent / "copy"))
+    assert reloaded.last_update.embedded == 0
+    second = reloaded.retrieve(question, 3)
+    assert first[0].chunk_id == second[0].chunk_id and "100万平方米" in second[0].text
+    assert [h.chunk_id for h in first] == [h.chunk_id for h in second]

@@ -1,0 +1,137 @@
+"""End to end over the bundled seeds: the answering passage is in the top 3, correctly cited."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag import Config, QuestionError, Retriever
+from rag.retrieval import QuestionTooLongWarning, sentence_spans
+
+pytestmark = pytest.mark.slow
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+# (question, file, text the answering passage must contain)
+QUESTIONS = [
+    ("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", "000_e1705054eebe6bde.txt", "2800平方米"),
+    ("宝泰隆一矿的设计产能是多少？", "000_e1705054eebe6bde.txt", "90万吨/年"),
+    ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt", "签约项目141个"),
+    ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt", "调车长"),
+    ("联顺生物项目每年消耗多少玉米和大豆？", "002_0e4bc0f4ab5fa543.txt", "110万吨"),
+    ("万锂泰二期项目建成后全年产值能达到多少？", "002_0e4bc0f4ab5fa543.txt", "12.5亿元"),
+    ("五大连池市规划的风力发电总装机容量是多少？", "003_80151df246a9c92a.txt", "3837.5MW"),
+    ("How many wind turbine sites did Wudalianchi select?", "003_80151df246a9c92a.txt", "614"),
+    ("七台河援助湖北孝感医疗队有多少名队员？", "004_acfe561def3928f2.txt", "12名医疗队队员"),
+    ("截至3月24日七台河市省百大项目开复工多少个？", "004_acfe561def3928f2.txt", "开复工21个"),
+]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def retriever(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    import os
+
+    os.environ["NEWSQA_CACHE"] = str(model_cache)
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    return Retriever.from_config(Config(index_dir=index_dir))
+
+
+@pytest.mark.parametrize("question,file,answer", QUESTIONS, ids=[q[0][:12] for q in QUESTIONS])
+def test_answering_passage_in_top_3_and_cited(
+    retriever: Retriever, question: str, file: str, answer: str
+) -> None:
+    hits = retriever.retrieve(question, k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    good = [h for h in hits if answer in h.text]
+    assert good, [h.text[:40] for h in hits]
+    hit = good[0]
+    assert hit.citation.file == file
+    source = (SEEDS / file).read_text(encoding="utf-8").splitlines()
+    cited = _squash("".join(source[hit.citation.line_start - 1 : hit.citation.line_end]))
+    assert _squash(answer) in cited  # the cited lines hold the answer
+    assert hit.text[hit.sentence_start : hit.sentence_end] == hit.sentence
+    assert hit.sentence in hit.text and len(hit.sentence) < len(hit.text) + 1
+
+
+def test_best_sentence_points_at_the_answer(retriever: Retriever) -> None:
+    hit = retriever.retrieve("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", 1)[0]
+    assert "2800平方米" in hit.sentence
+
+
+def test_empty_question_is_a_value_error(retriever: Retriever) -> None:
+    for question in ("", "   \n\t "):
+        with pytest.raises(ValueError, match="empty"):
+            retriever.retrieve(question)
+    with pytest.raises(QuestionError):
+        retriever.retrieve("")
+
+
+def test_huge_question_is_truncated_with_a_warning(retriever: Retriever) -> None:
+    with pytest.warns(QuestionTooLongWarning):
+        hits = retriever.retrieve("七台河冰雪经济产业园" * 1000, 2)
+    assert len(hits) == 2
+
+
+def test_traditional_and_half_width_questions_still_find_the_passage(retriever: Retriever) -> None:
+    hits = retriever.retrieve("七臺河冰雪經濟產業園研創中心項目的總建築面積是多少?", 3)
+    assert any("2800平方米" in h.text for h in hits)
+
+
+def test_module_level_retrieve_uses_the_bundled_seeds(with_model: Path) -> None:
+    rag.retrieval.default_retriever.cache_clear()
+    hits = rag.retrieve("宝泰隆一矿总投资多少？", k=2)
+    assert len(hits) == 2 and hits[0].citation.file.startswith("000_")
+    assert set(rag.__all__) >= {"retrieve", "Retriever", "Hit", "Config", "Article", "Chunk"}
+
+
+def test_sentence_spans_keep_closing_quotes() -> None:
+    text = "他说：“好。”然后走了！第三句"
+    assert [text[a:b] for a, b in sentence_spans(text)] == ["他说：“好。”", "然后走了！", "第三句"]
+
+
+@pytest.fixture()
+def small_retriever(with_model: Path, tmp_path: Path) -> Retriever:
+    corpus = tmp_path / "library"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "001_46b047b0685aa754.txt", corpus)
+    return Retriever.from_folder(corpus)
+
+
+def test_an_added_document_is_answered_and_cited_at_once(small_retriever: Retriever) -> None:
+    article = "# 漠河北极村迎来首场降雪\n\n本报讯（记者丁）漠河北极村今年首场降雪厚度达到十八厘米。\n"
+    report = small_retriever.add_document("mohe.txt", article.encode("gb18030"))
+    assert report.added == ["mohe.txt"] and report.embedded == 1
+    hit = small_retriever.retrieve("北极村首场降雪有多厚？", k=1)[0]
+    assert hit.citation.file == "mohe.txt" and "十八厘米" in hit.sentence
+    assert ("mohe.txt", "漠河北极村迎来首场降雪") in small_retriever.articles()
+    # the same name again is stored beside it, not over it
+    again = small_retriever.add_document("mohe.txt", article.encode("utf-8"))
+    assert again.added == ["mohe-2.txt"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty.txt", b"  \n\n"),
+        ("binary.txt", bytes(range(256)) * 4),
+        ("photo.jpg", "# 标题\n\n正文。".encode()),
+        ("latin1.txt", "caf\xe9 \xff\xfe".encode("latin-1") * 50),
+    ],
+)
+def test_a_bad_document_is_refused_and_changes_nothing(
+    small_retriever: Retriever, name: str, data: bytes
+) -> None:
+    before = (sorted(p.name for p in small_retriever.config.corpus.iterdir()), len(small_retriever.index))
+    with pytest.raises(rag.UnreadableFileError, match=re.escape(name)):
+        small_retriever.add_document(name, data)
+    after = (sorted(p.name for p in small_retriever.config.corpus.iterdir()), len(small_retriever.index))
+    assert after == before
