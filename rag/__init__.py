@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .answer import Answer
 from .config import Config
 from .errors import (
     CorpusError,
@@ -12,9 +13,10 @@ from .errors import (
     UnreadableFileError,
 )
 from .records import Article, Chunk, Citation, Hit
-from .retrieval import Retriever, retrieve
+from .retrieval import Retriever, ask, retrieve
 
 __all__ = [
+    "Answer",
     "Article",
     "Chunk",
     "Citation",
@@ -27,5 +29,6 @@ __all__ = [
     "RagError",
     "Retriever",
     "UnreadableFileError",
+    "ask",
     "retrieve",
 ]

@@ -15,7 +15,7 @@ import click
 from .config import Config
 from .errors import RagError
 from .records import Hit
-from .retrieval import Retriever
+from .retrieval import Retriever, clean_question
 
 
 def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, *_: Any) -> None:
@@ -81,13 +81,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("target", metavar="[FOLDER]", required=False,
+                type=click.Path(file_okay=False, path_type=Path))
 @config_options
 @_clean_errors
-def index(folder: Path | None, **options: Any) -> None:
+def index(target: Path | None, **options: Any) -> None:
     """Build or update the index of FOLDER (default: the bundled seeds)."""
-    if folder is not None:
-        options["folder"] = folder
+    if target is not None:
+        options["folder"] = target
     config = make_config(**options)
     retriever = Retriever.from_config(config, progress=sys.stderr.isatty())
     report = retriever.last_update
@@ -112,7 +113,9 @@ def index(folder: Path | None, **options: Any) -> None:
 @_clean_errors
 def ask(question: str, k: int, as_json: bool, **options: Any) -> None:
     """Print the passages that answer QUESTION, with citations."""
-    retriever = Retriever.from_config(make_config(**options), progress=sys.stderr.isatty())
+    config = make_config(**options)
+    clean_question(question, config.max_question_chars)  # fail fast, before loading anything
+    retriever = Retriever.from_config(config, progress=sys.stderr.isatty())
     hits = retriever.retrieve(question, k)
     if as_json:
         click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
@@ -132,6 +135,17 @@ def format_hit(hit: Hit) -> str:
     byline = f" · {c.byline}" if c.byline else ""
     return f"[{hit.rank}] {hit.score:.3f}  {c.title}{byline}\n    {c}\n    {marked}\n"
 
+
+def _add_client_commands() -> None:
+    """The eval script and the chat are clients of this library, attached when installed."""
+    try:
+        from eval.cli import eval_command
+    except ImportError:  # pragma: no cover - only when installed without the eval package
+        return
+    main.add_command(eval_command)
+
+
+_add_client_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -53,6 +54,7 @@ class Config:
         embedder / vector_backend: names of the swappable stage implementations.
         mode: retrieval mode.
         k: number of passages returned.
+        min_score: top-hit score below which the articles are taken not to answer.
         max_question_chars: longer questions are truncated with a warning.
         batch_size: embedding batch size.
     """
@@ -68,6 +70,7 @@ class Config:
     vector_backend: str = "faiss"
     mode: str = "dense"
     k: int = 5
+    min_score: float = 0.80
     max_question_chars: int = 2000
     batch_size: int = 32
 
@@ -86,11 +89,13 @@ class Config:
 
     @property
     def index_path(self) -> Path:
-        """The index folder, resolved (one per corpus folder when not given)."""
+        """The index folder, resolved (one per corpus and settings when not given)."""
         if self.index_dir is not None:
             return self.index_dir.expanduser().resolve()
         corpus = self.corpus
-        tag = hashlib.sha1(str(corpus).encode()).hexdigest()[:10]
+        # one folder per corpus and settings, so trying other settings never clobbers
+        key = json.dumps([str(corpus), self.index_params()], sort_keys=True)
+        tag = hashlib.sha1(key.encode()).hexdigest()[:10]
         return cache_dir() / "indexes" / f"{corpus.name}-{tag}"
 
     def with_(self, **changes: Any) -> Config:

@@ -67,7 +67,11 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self.name = model
         self.model = load_sentence_transformer(resolve_model_path(model))
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        # renamed in sentence-transformers 5; keep both spellings working
+        dimension = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(dimension() or 0)
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         if not texts:

@@ -184,7 +184,8 @@ class CorpusIndex:
         with (self.path / CHUNKS).open(encoding="utf-8") as handle:
             for line in handle:
                 record = json.loads(line)
-                chunks[int(record.pop("vid"))] = Chunk.from_dict(record)
+                vid = int(record.pop("vid"))
+                chunks[vid] = Chunk.from_dict(record)
         self.vectors.load(self.path / self.vectors.file_name)
         if len(self.vectors) != len(chunks):
             raise IndexCorruptError(

@@ -1,0 +1,1 @@
+"""Retrieval evaluation: Q&A sets, IR metrics, side-by-side reports."""

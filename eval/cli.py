@@ -1,0 +1,56 @@
+"""The eval command: ``newsqa eval QA_FILE`` or ``python -m eval QA_FILE``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from rag import Config, RagError
+from rag.config import cache_dir
+
+from .qa import load_jsonl, load_squad, squad_corpus_dir
+from .report import markdown, plot_hit_curves, write_json
+from .run import evaluate, parse_variations
+
+
+@click.command("eval")
+@click.argument("qa_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--squad", is_flag=True,
+              help="QA_FILE is SQuAD-format (e.g. CMRC 2018): every paragraph becomes a document.")
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Corpus folder of a JSONL set (default: the bundled seeds).")
+@click.option("--vary", "--compare", "vary", multiple=True, metavar="KEY=V1,V2",
+              help="Compare configurations, e.g. --compare mode=dense,lexical,hybrid "
+                   "--compare chunk_size=200,300 (cartesian product).")
+@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every figure as JSON here.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw Hit@k curves per configuration into this PNG.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_command(qa_file: Path, squad: bool, folder: Path | None, vary: tuple[str, ...],
+                 limit: int | None, json_out: Path | None, plot: Path | None, quiet: bool) -> None:
+    """Score retrieval on QA_FILE and print a Markdown report."""
+    try:
+        variations = parse_variations(vary)
+        if squad:
+            folder = squad_corpus_dir(qa_file, cache_dir() / "benchmarks")
+            pairs = load_squad(qa_file, folder)
+        else:
+            pairs = load_jsonl(qa_file)
+        pairs = pairs[:limit] if limit else pairs
+        if not pairs:
+            raise click.ClickException(f"{qa_file} holds no questions")
+        base = Config(corpus_dir=folder) if folder else Config()
+        reports = evaluate(pairs, base, variations, progress=not quiet and sys.stderr.isatty())
+    except (RagError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(markdown(reports, title=qa_file.name))
+    if json_out:
+        write_json(reports, json_out)
+        click.echo(f"figures written to {json_out}")
+    if plot:
+        plot_hit_curves(reports, plot)
+        click.echo(f"Hit@k curves drawn in {plot}")

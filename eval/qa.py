@@ -1,0 +1,127 @@
+"""Q&A sets: the JSONL format of eval/qa_seeds.jsonl, and SQuAD-format files such as CMRC 2018."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ("id", "question", "answer", "doc", "evidence", "type")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One piece of evidence: in file ``doc``, any one of ``texts`` supports it."""
+
+    doc: str
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A question with the facts that answer it (none when the corpus cannot)."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    facts: tuple[Fact, ...]
+    type: str
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.facts)
+
+
+def normalise(text: str) -> str:
+    """Width-, case- and whitespace-insensitive form used by every comparison."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def load_jsonl(path: Path) -> list[QAPair]:
+    """Read a Q&A file in this project's JSONL format.
+
+    Args:
+        path: one JSON object per line with ``id``, ``question``, ``answer``, ``doc``,
+            ``evidence``, ``type`` and optionally ``doc2``/``evidence2``.
+
+    Returns:
+        The pairs, in file order.
+
+    Raises:
+        ValueError: a line is not valid JSON or lacks a field (with its line number).
+    """
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        missing = [key for key in REQUIRED if key not in item]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
+        facts = []
+        for doc_key, evidence_key in (("doc", "evidence"), ("doc2", "evidence2")):
+            if item.get(evidence_key):
+                doc = item.get(doc_key) or item["doc"]
+                facts.append(Fact(doc, (item[evidence_key],)))
+        answer = item["answer"]
+        pairs.append(
+            QAPair(
+                id=str(item["id"]),
+                question=item["question"],
+                answers=(answer,) if answer else (),
+                facts=tuple(facts),
+                type=item["type"],
+            )
+        )
+    return pairs
+
+
+def load_squad(path: Path, corpus_dir: Path) -> list[QAPair]:
+    """Turn a SQuAD-format file into a corpus folder and Q&A pairs.
+
+    Every paragraph becomes one document ``<paragraph id>.txt`` (its article title as
+    a heading); a question is answered by a chunk of its paragraph that contains one of
+    its answer texts.
+
+    Args:
+        path: the SQuAD-format JSON file (e.g. CMRC 2018).
+        corpus_dir: where to write the documents (created; existing files reused).
+
+    Returns:
+        The pairs.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for article in data:
+        for position, paragraph in enumerate(article["paragraphs"]):
+            doc_id = paragraph.get("id") or f"{article.get('id', 'doc')}_{position}"
+            doc = f"{doc_id}.txt"
+            text = f"# {article.get('title', doc_id)}\n\n{paragraph['context'].strip()}\n"
+            target = corpus_dir / doc
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+            for qa in paragraph["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"] if a["text"]))
+                pairs.append(
+                    QAPair(
+                        id=str(qa["id"]),
+                        question=qa["question"],
+                        answers=answers,
+                        facts=(Fact(doc, answers),) if answers else (),
+                        type="squad",
+                    )
+                )
+    return pairs
+
+
+def squad_corpus_dir(path: Path, root: Path) -> Path:
+    """A stable folder under ``root`` for the documents of a SQuAD file."""
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
+    return root / f"{path.stem}-{digest}"

@@ -1,0 +1,110 @@
+"""Running a Q&A set against one or several configurations, through rag's public API only."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag import Config, Retriever
+
+from .qa import QAPair
+from .scoring import QuestionResult, Report, summarise
+
+DEPTH = 10  # passages retrieved per question: the deepest cutoff of the metrics
+
+
+def parse_variations(specs: Iterable[str]) -> list[dict[str, object]]:
+    """``["mode=dense,hybrid", "chunk_size=200,300"]`` → the cartesian product of settings.
+
+    Args:
+        specs: ``key=value1,value2`` strings naming :class:`rag.Config` fields.
+
+    Returns:
+        One dict of overrides per configuration (``[{}]`` when ``specs`` is empty).
+
+    Raises:
+        ValueError: an unknown key or a malformed spec.
+    """
+    types = {f.name: f.type for f in fields(Config)}
+    axes = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in types:
+            raise ValueError(f"--vary {spec!r}: expected KEY=V1,V2 with KEY one of {sorted(types)}")
+        kind = str(types[key])
+        convert = int if kind == "int" else float if kind == "float" else str
+        axes.append([(key, convert(v.strip())) for v in values.split(",") if v.strip()])
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def config_name(overrides: dict[str, object]) -> str:
+    """A short column name for a configuration."""
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+
+
+def run_pairs(
+    retriever: Retriever, pairs: list[QAPair], progress: bool = True, label: str = ""
+) -> list[QuestionResult]:
+    """Ask every question and record what came back.
+
+    Args:
+        retriever: an opened retriever.
+        pairs: the Q&A set.
+        progress: show a progress bar.
+        label: progress bar label.
+
+    Returns:
+        One result per pair.
+    """
+    results = []
+    for pair in tqdm(pairs, desc=label or "questions", disable=not progress, unit="q"):
+        start = time.perf_counter()
+        answer = retriever.ask(pair.question, DEPTH)
+        latency = (time.perf_counter() - start) * 1000
+        results.append(
+            QuestionResult(
+                pair=pair,
+                ranked=[(h.chunk_id, h.citation.file, h.text) for h in answer.hits],
+                found=answer.found,
+                top_sentence=answer.sentence,
+                latency_ms=latency,
+            )
+        )
+    return results
+
+
+def evaluate(
+    pairs: list[QAPair],
+    base: Config,
+    variations: list[dict[str, object]],
+    progress: bool = True,
+) -> list[Report]:
+    """Score each configuration on the pairs.
+
+    Args:
+        pairs: the Q&A set.
+        base: settings shared by all configurations (corpus, index location…).
+        variations: per-configuration overrides, from :func:`parse_variations`.
+        progress: show progress bars.
+
+    Returns:
+        One report per configuration, in order.
+    """
+    reports = []
+    for overrides in variations:
+        config = base.with_(**overrides)
+        if base.index_dir is not None and overrides:
+            # each configuration keeps its own index next to the base one
+            tag = "-".join(f"{k}{v}" for k, v in overrides.items()).replace("/", "_")
+            config = config.with_(index_dir=Path(f"{base.index_dir}-{tag}"))
+        retriever = Retriever.from_config(config, progress=progress)
+        name = config_name(overrides)
+        results = run_pairs(retriever, pairs, progress, label=name)
+        reports.append(summarise(name, results))
+    return reports

@@ -1,0 +1,43 @@
+"""Answering: the hits, the one sentence that best answers, and whether the articles answer at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .records import Hit
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question.
+
+    ``found`` is ``False`` when the articles most likely do not hold the answer; the
+    hits are then only the closest candidates, to be shown as weak.
+    """
+
+    question: str
+    hits: list[Hit] = field(default_factory=list)
+    found: bool = False
+
+    @property
+    def best(self) -> Hit | None:
+        """The top hit, whose highlighted sentence is the answer."""
+        return self.hits[0] if self.hits else None
+
+    @property
+    def sentence(self) -> str:
+        """The best answering sentence ("" when nothing was retrieved)."""
+        return self.hits[0].sentence if self.hits else ""
+
+
+def decide_found(hits: list[Hit], min_score: float) -> bool:
+    """Whether the top hit is relevant enough to count as an answer.
+
+    Args:
+        hits: ranked hits.
+        min_score: the calibrated threshold on the top hit's score.
+
+    Returns:
+        True when the articles are taken to answer the question.
+    """
+    return bool(hits) and hits[0].score >= min_score

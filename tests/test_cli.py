@@ -1,0 +1,54 @@
+"""The newsqa command line, driven through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "# 哈尔滨冰雪大世界开园\n\n本报讯（记者甲）哈尔滨冰雪大世界12月18日开园，园区占地面积100万平方米。\n",
+        encoding="utf-8",
+    )
+    return corpus
+
+
+def test_index_then_ask_json(folder: Path, tmp_path: Path, with_model: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["index", str(folder), "--index-dir", str(tmp_path / "ix")])
+    assert result.exit_code == 0, result.output
+    assert "1 files" in result.output and "added: a.txt" in result.output
+    result = runner.invoke(
+        main,
+        ["ask", "冰雪大世界占地多大？", "--json", "-k", "1", "--folder", str(folder),
+         "--index-dir", str(tmp_path / "ix")],
+    )
+    assert result.exit_code == 0, result.output
+    [hit] = json.loads(result.output)
+    assert hit["citation"]["file"] == "a.txt" and hit["citation"]["ref"] == "a.txt:3"
+    assert "100万平方米" in hit["sentence"]
+
+
+def test_ask_prints_citation_and_marks_the_sentence(folder: Path, with_model: Path) -> None:
+    result = CliRunner().invoke(main, ["ask", "冰雪大世界占地多大？", "--folder", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "[1]" in result.output and "a.txt:3" in result.output and "【" in result.output
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["ask", "   ", "--folder", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error:") and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "missing")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
