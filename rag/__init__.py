@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .answer import Answer
 from .config import Config
+from .conversation import contextualize, is_english
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -30,5 +31,7 @@ __all__ = [
     "Retriever",
     "UnreadableFileError",
     "ask",
+    "contextualize",
+    "is_english",
     "retrieve",
 ]

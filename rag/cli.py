@@ -136,6 +136,23 @@ def format_hit(hit: Hit) -> str:
     return f"[{hit.rank}] {hit.score:.3f}  {c.title}{byline}\n    {c}\n    {marked}\n"
 
 
+@main.command()
+@config_options
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "lexical", "hybrid"]),
+    help="Retrieval mode (default: hybrid).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=7860, show_default=True, help="TCP port.")
+@_clean_errors
+def chat(host: str, port: int, **options: Any) -> None:
+    """Start the web chat (default library: the seeds, copied under the user cache)."""
+    from ui.app import launch  # Gradio is heavy: import it only for this command
+
+    launch(make_config(**options), host=host, port=port)
+
+
 def _add_client_commands() -> None:
     """The eval script and the chat are clients of this library, attached when installed."""
     try:

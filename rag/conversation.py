@@ -1,0 +1,296 @@
+"""Follow-up questions in a chat: resolve pronouns and ellipsis against the previous question."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+
+__all__ = ["Topic", "contextualize", "is_english", "topic_of"]
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_END_PUNCT = "？?。.！!，,；;：:…~～ \t\r\n"
+
+# Question words, optionally led by a copula, as they appear in Chinese questions.
+_ZH_QUESTION = re.compile(
+    r"(?:是|有|为|在|约|达|共|一共|总共)?"
+    r"(?:多少|什么时候|什么|几[个家年月日天次项]?|多大|多高|多长|多久|多远|哪些|哪个|哪家|哪里|哪儿"
+    r"|哪|何时|何地|何处|为什么|为何|怎么样|怎样|怎么|如何|谁|是否|吗)"
+)
+# A tail that is nothing but question words ("是多少", "有哪些"): safe to reuse after an ellipsis.
+_ZH_PURE_TAIL = re.compile(
+    r"^(?:是|有|为|在|约|达|共|一共|总共)?"
+    r"(?:多少|什么|几|多大|多高|多长|多久|多远|哪些|哪个|哪家|哪里|哪儿|如何|怎么样|怎样)"
+    r"(?:钱|元|人|个|家|项|年|平方米|亩|吨)?$"
+)
+# Where a named subject usually ends: "…项目", "…公司", "…市".
+_ZH_ENTITY_END = re.compile(
+    r".*(?:项目|工程|公司|集团|企业|中心|产业园|园区|基地|电站|医院|学校|大学|协会|驿站|热线"
+    r"|小程序|矿|厂|站|局|委|政府|市|县|区|镇|乡|村|省)"
+)
+# Attributes whose question words differ from the previous question's ("…的开工时间是什么时候").
+_ZH_ATTRIBUTE_TAILS = (
+    (("时间", "日期", "时候"), "是什么时候"),
+    (("地点", "位置", "地址", "地方"), "在哪里"),
+    (("原因",), "是什么"),
+)
+_ZH_CONNECTIVES = {"那", "那么", "那末", "还有", "另外", "此外", "以及", "而", "又", "再"}
+_ZH_PERSONAL = {"它", "它们", "其", "他们", "她们"}
+_ZH_DEMONSTRATIVES = {
+    "该",
+    "此",
+    "这",
+    "那",
+    "本",
+    "这个",
+    "那个",
+    "这座",
+    "那座",
+    "这家",
+    "那家",
+    "这项",
+    "那项",
+    "这些",
+    "那些",
+    "这一",
+    "那一",
+}
+# Generic nouns a demonstrative points with: "该项目", "这座城市".
+_ZH_GENERIC_NOUNS = {
+    "项目",
+    "工程",
+    "公司",
+    "企业",
+    "集团",
+    "中心",
+    "园区",
+    "产业园",
+    "基地",
+    "城市",
+    "市",
+    "县",
+    "区",
+    "地",
+    "地方",
+    "单位",
+    "部门",
+    "活动",
+    "计划",
+    "政策",
+    "工作",
+    "电站",
+    "医院",
+    "学校",
+}
+
+_EN_WH = re.compile(
+    r"^(?:what|which|who|whom|whose|when|where|why|how(?:\s+(?:many|much|long|big|large|far))?)\b\s*",
+    re.IGNORECASE,
+)
+_EN_AUX = re.compile(
+    r"^(?:is|are|was|were|do|does|did|will|would|has|have|had|can|could|should)\b\s*", re.IGNORECASE
+)
+_EN_LEAD = re.compile(
+    r"^(?:(?:and|so|also|then|but)\b[\s,]*)?(?:(?:what|how)\s+about|what\s+of)?\b\s*", re.IGNORECASE
+)
+_EN_STARTS_FOLLOW_UP = re.compile(
+    r"^(?:(?:and|so|also|then|but)\b|(?:what|how)\s+about\b|what\s+of\b)", re.IGNORECASE
+)
+_EN_PRONOUN = re.compile(r"\b(it|its|they|their|them|this one|that one)\b", re.IGNORECASE)
+# Where the predicate starts after "When did <subject> …": cut there to keep the subject.
+_EN_PREDICATE = re.compile(
+    r"\s+\b(?:get|gets|got|start|starts|started|begin|begins|began|open|opens|opened|finish"
+    r"|finished|complete|completed|cost|costs|create|created|produce|produced|reach|reached"
+    r"|invest|invested|employ|employs|become|became|sign|signed|hold|held|launch|launched"
+    r"|plan|planned|need|needs|take|takes|took|make|makes|made|be|been|being)\b",
+    re.IGNORECASE,
+)
+_EN_POSSESSIVE_LEAD = re.compile(r"^(?:its|their|the|it's)\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a self-contained question is about.
+
+    Attributes:
+        subject: the thing asked about ("七台河冰雪经济产业园研创中心项目").
+        tail: the question words that end it ("是多少"), reusable after an ellipsis;
+            "" when the question does not end in bare question words.
+    """
+
+    subject: str
+    tail: str = ""
+
+
+def is_english(text: str) -> bool:
+    """Whether ``text`` is written in English rather than Chinese.
+
+    Args:
+        text: a question or any snippet.
+
+    Returns:
+        True when it has Latin letters and no Chinese characters.
+    """
+    return bool(_LATIN.search(text)) and not _CJK.search(text)
+
+
+def contextualize(question: str, history: list[str]) -> str:
+    """Turn a follow-up question into a self-contained one using the previous question.
+
+    Short or elliptical follow-ups ("那它的总投资呢？", "该项目什么时候投产？",
+    "what about its investment?") are combined with the topic of the most recent
+    question in ``history``; pronouns are replaced by that topic and a bare ellipsis
+    borrows the previous question's question words. Rule based and deterministic.
+
+    Args:
+        question: what the user just asked.
+        history: earlier questions of the conversation, oldest first; pass the
+            already-resolved (searched) forms so chains of follow-ups keep their topic.
+
+    Returns:
+        The question to search with: the resolved form, or ``question`` unchanged when
+        it is self-contained or there is nothing to resolve it against.
+    """
+    previous = next((q for q in reversed(history) if q and q.strip()), "")
+    if not previous or not question.strip():
+        return question
+    if is_english(question):
+        resolved = _resolve_english(question, previous)
+    else:
+        resolved = _resolve_chinese(question, previous)
+    return resolved if resolved is not None else question
+
+
+def topic_of(question: str) -> Topic:
+    """The subject of a self-contained question and its reusable question words.
+
+    Args:
+        question: a Chinese or English question.
+
+    Returns:
+        Its :class:`Topic`.
+    """
+    if is_english(question):
+        return _english_topic(question)
+    return _chinese_topic(question)
+
+
+# ----------------------------------------------------------------------------- Chinese
+
+
+def _chinese_topic(question: str) -> Topic:
+    text = _strip_end(question).removeprefix("请问").strip()
+    match = _ZH_QUESTION.search(text)
+    if match is None:
+        head, tail = text, ""
+    elif match.start() == 0:
+        # "哪些项目总投资超过10亿元": the question word leads; the rest is the topic.
+        return Topic(subject=text[match.end() :] or text)
+    else:
+        head, tail = text[: match.start()], text[match.start() :]
+    tail = tail if _ZH_PURE_TAIL.match(tail) else ""
+    return Topic(subject=_zh_subject(head) or head, tail=tail)
+
+
+def _zh_subject(head: str) -> str:
+    """The subject within the part of a question before its question words."""
+    head = head.strip()
+    if "的" in head[1:]:
+        return head[: head.rindex("的")].strip()
+    named = _ZH_ENTITY_END.match(head)
+    return named.group(0) if named else head
+
+
+def _resolve_chinese(question: str, previous: str) -> str | None:
+    tokens = _zh_tokens(_strip_end(question))
+    led = bool(tokens) and tokens[0] in _ZH_CONNECTIVES
+    while len(tokens) > 1 and tokens[0] in _ZH_CONNECTIVES:
+        tokens = tokens[1:]
+    elliptical = bool(tokens) and tokens[-1] == "呢"
+    if elliptical:
+        tokens = tokens[:-1]
+    topic = topic_of(previous)
+    body = _replace_zh_pronoun(tokens, topic.subject)
+    if body is None:
+        rest = "".join(tokens)
+        if not elliptical or (not led and len(rest) > 8):
+            return None  # no pronoun and no short "…呢": a question of its own
+        if not rest:
+            return topic.subject  # "还有呢？": more about the same thing
+        # "那总投资呢？" borrows the subject; "那七台河市的人口呢？" names its own.
+        body = rest if "的" in rest else f"{topic.subject}的{rest}"
+    if elliptical and not _ZH_QUESTION.search(body):
+        body += _zh_tail_for(body, topic.tail)
+    return body
+
+
+def _zh_tail_for(body: str, previous_tail: str) -> str:
+    """Question words to close an elliptical follow-up: by its attribute, else reused."""
+    for endings, tail in _ZH_ATTRIBUTE_TAILS:
+        if body.endswith(endings):
+            return tail
+    return previous_tail
+
+
+def _replace_zh_pronoun(tokens: list[str], subject: str) -> str | None:
+    """``tokens`` joined with the first pronoun replaced by ``subject`` (None: no pronoun)."""
+    for i, token in enumerate(tokens):
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token in _ZH_PERSONAL:
+            glue = "的" if token == "其" and following not in ("", "的") else ""
+            return "".join(tokens[:i]) + subject + glue + "".join(tokens[i + 1 :])
+        if token in _ZH_DEMONSTRATIVES and (following in _ZH_GENERIC_NOUNS or token == "该"):
+            skip = 2 if following in _ZH_GENERIC_NOUNS else 1
+            return "".join(tokens[:i]) + subject + "".join(tokens[i + skip :])
+    return None
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> ModuleType:
+    """jieba, imported (and silenced) on first use: it is slow to import."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def _zh_tokens(text: str) -> list[str]:
+    return [t for t in _jieba().lcut(text) if t.strip()]
+
+
+# ----------------------------------------------------------------------------- English
+
+
+def _english_topic(question: str) -> Topic:
+    text = _strip_end(question)
+    if re.search(r"\bof\b", text, re.IGNORECASE):
+        subject = re.split(r"\bof\b", text, flags=re.IGNORECASE)[-1].strip()
+    else:
+        subject = _EN_AUX.sub("", _EN_WH.sub("", text)).strip()
+        subject = _EN_PREDICATE.split(subject, maxsplit=1)[0].strip()
+    return Topic(subject=subject or text)
+
+
+def _resolve_english(question: str, previous: str) -> str | None:
+    text = _strip_end(question)
+    led = bool(_EN_STARTS_FOLLOW_UP.match(text))
+    if not led and not _EN_PRONOUN.search(text):
+        return None
+    subject = topic_of(previous).subject
+    if led:
+        attribute = _EN_POSSESSIVE_LEAD.sub("", _EN_LEAD.sub("", text, count=1)).strip()
+        if not _EN_WH.match(attribute):
+            return f"What is the {attribute} of {subject}" if attribute else subject
+        text = attribute
+    return _EN_PRONOUN.sub(lambda m: _en_replacement(m.group(1), subject), text, count=1)
+
+
+def _en_replacement(pronoun: str, subject: str) -> str:
+    return f"{subject}'s" if pronoun.lower() in ("its", "their") else subject
+
+
+def _strip_end(text: str) -> str:
+    return text.strip().rstrip(_END_PUNCT).strip()

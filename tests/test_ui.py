@@ -1,0 +1,529 @@
+"""The web chat: reply rendering, chat logic over a stand-in retriever, the real app in Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag import Answer, Citation, Config, Hit, QuestionError, RagError, UnreadableFileError
+from rag.index import UpdateReport
+from ui.chat import ChatBackend
+from ui.library import RetrieverService, chat_config, default_library_dir, ensure_library
+from ui.render import MAX_WEAK, highlight, render_articles, render_error, render_reply
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+CHROMIUM = Path(os.environ.get("NEWSQA_CHROMIUM", "/usr/bin/chromium"))
+SCREENS_COPY = Path(os.environ.get("NEWSQA_UI_SCREENS", "/work/ui-screens"))
+AREA = "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？"
+AREA_FILE = "000_e1705054eebe6bde.txt"
+INJECTION = "<script>alert(1)</script><b>x</b>"
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def make_hit(
+    text: str,
+    sentence: str | None = None,
+    rank: int = 1,
+    score: float = 1.2,
+    file: str = "a.txt",
+    title: str = "标题",
+    byline: str = "本报记者 张三",
+) -> Hit:
+    """A hit over ``text`` whose answering sentence is ``sentence`` (default: all)."""
+    sentence = text if sentence is None else sentence
+    start = text.index(sentence)
+    citation = Citation(file, title, byline, 3, 4, 0, len(text))
+    return Hit(rank, score, text, citation, f"{file}#0", start, start + len(sentence))
+
+
+def test_article_text_title_and_byline_are_escaped() -> None:
+    hit = make_hit(
+        f"前文。{INJECTION}答案在此。后文。", "答案在此。", title="<i>t</i>", byline="<img src=x>"
+    )
+    html = render_reply(Answer("q", [hit], found=True), "q", "q")
+    assert "<script>" not in html and "<b>x</b>" not in html and "<i>" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in html
+    assert "&lt;i&gt;t&lt;/i&gt;" in html and "&lt;img src=x&gt;" in html
+
+
+def test_the_answering_sentence_is_quoted_cited_and_highlighted() -> None:
+    hit = make_hit("第一句。总投资1000万元。第三句。", "总投资1000万元。", file="f.txt")
+    html = render_reply(Answer("q", [hit], found=True), "q", "q")
+    assert "“总投资1000万元。”" in html
+    assert ">[1]</sup>" in html and 'title="f.txt:3-4"' in html
+    assert highlight(hit) == "第一句。<mark>总投资1000万元。</mark>第三句。"
+    assert "f.txt:3-4" in html and "标题" in html and "本报记者 张三" in html and "1.200" in html
+
+
+def test_a_quoted_sentence_is_not_quoted_twice() -> None:
+    hit = make_hit("“水更清了！”", "“水更清了！”")
+    assert "““" not in render_reply(Answer("q", [hit], found=True), "q", "q")
+
+
+def test_a_long_passage_folds_but_keeps_its_highlight_visible() -> None:
+    text = "甲" * 300 + "答案句。" + "乙" * 300
+    html = render_reply(Answer("q", [make_hit(text, "答案句。")], found=True), "q", "q")
+    summary = html[html.index("<summary>") : html.index("</summary>")]
+    assert "<details" in html and "<mark>答案句。</mark>" in summary and "…" in summary
+    assert "展开全文（604 字）" in summary
+    short = render_reply(Answer("q", [make_hit("短文。")], found=True), "q", "q")
+    assert "<details" not in short
+
+
+def test_paragraph_breaks_become_br_and_the_block_has_no_blank_line() -> None:
+    html = render_reply(Answer("q", [make_hit("第一段。\n\n第二段。")], found=True), "q", "q")
+    assert "第一段。<br><br>第二段。" in html
+    assert "\n" not in html  # one HTML block: Markdown never touches article text
+
+
+def test_not_found_says_so_and_marks_at_most_three_candidates_weak() -> None:
+    hits = [make_hit(f"候选{i}。", rank=i, score=0.3) for i in range(1, 6)]
+    html = render_reply(Answer("q", hits, found=False), "q", "火星上有水吗？")
+    assert "资料中没有找到相关内容" in html
+    assert html.count("低相关") == MAX_WEAK == 3
+    assert html.count('class="nq-hit nq-weak"') == 3 and "候选4" not in html
+    assert "nq-answer" not in html  # no quoted "answer" when there is none
+    english = render_reply(Answer("q", hits, found=False), "q", "Water on Mars?", english=True)
+    assert "The articles do not contain this." in english and "weak match" in english
+
+
+def test_the_searched_query_is_shown_only_when_the_question_was_rewritten() -> None:
+    answer = Answer("q", [make_hit("句。")], found=True)
+    assert "检索语句" not in render_reply(answer, "同一个问题", "同一个问题")
+    html = render_reply(answer, "项目的总投资<是>多少", "那它的总投资呢？")
+    assert "检索语句：项目的总投资&lt;是&gt;多少" in html
+
+
+def test_errors_and_article_lists_are_escaped() -> None:
+    assert "&lt;b&gt;" in render_error("<b>bad</b>") and "<b>bad" not in render_error("<b>bad</b>")
+    html = render_articles([("a.txt", "<em>一</em>"), ("a.txt", "二"), ("b.md", "三")])
+    assert html.count("<details>") == 2 and "&lt;em&gt;一&lt;/em&gt;" in html
+
+
+# ----------------------------------------------------------------------------- chat logic
+
+
+class FakeRetriever:
+    """Stands in for :class:`rag.Retriever`: records queries, answers from one passage."""
+
+    def __init__(self) -> None:
+        self.config = Config(mode="lexical")
+        self.queries: list[str] = []
+        self.files: dict[str, str] = {"a.txt": "七台河"}
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        if not question.strip():
+            raise QuestionError("the question is empty")
+        self.queries.append(question)
+        hits = [make_hit("项目总投资1000万元。", rank=i) for i in range(1, (k or 5) + 1)]
+        return Answer(question.strip(), hits, found=True)
+
+    def add_document(self, filename: str, data: bytes) -> UpdateReport:
+        if b"\0" in data:
+            raise UnreadableFileError(f"{filename}: looks like a binary file (NUL bytes), skipped")
+        self.files[filename] = data.decode().splitlines()[0].lstrip("# ")
+        return UpdateReport(added=[filename], embedded=1)
+
+    def articles(self) -> list[tuple[str, str]]:
+        return sorted(self.files.items())
+
+
+@pytest.fixture()
+def fake() -> FakeRetriever:
+    return FakeRetriever()
+
+
+@pytest.fixture()
+def backend(fake: FakeRetriever) -> ChatBackend:
+    return ChatBackend(RetrieverService(lambda: fake).start())  # type: ignore[arg-type,return-value]
+
+
+def test_a_follow_up_is_searched_as_the_resolved_question(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    first = backend.reply(AREA, [], k=3)
+    second = backend.reply("那它的总投资呢？", [first.query], k=3)
+    assert fake.queries == [AREA, "七台河冰雪经济产业园研创中心项目的总投资是多少"]
+    assert second.query == fake.queries[-1] and "检索语句" in second.html
+    assert "检索语句" not in first.html
+    assert len(second.to_dict()["hits"]) == 3 and second.to_dict()["found"] is True
+
+
+def test_k_is_clamped_to_the_slider_range(backend: ChatBackend) -> None:
+    assert len(backend.reply("问题？", [], k=50).to_dict()["hits"]) == 10
+    assert len(backend.reply("问题？", [], k=0).to_dict()["hits"]) == 5
+
+
+def test_library_errors_become_visible_messages_not_exceptions(backend: ChatBackend) -> None:
+    reply = backend.reply("   ", [], k=3)
+    assert (
+        reply.error and "问题不能为空" in reply.html and 'class="nq-reply nq-error"' in reply.html
+    )
+    assert reply.to_dict()["hits"] == [] and reply.query == ""
+
+
+def test_uploads_report_added_titles_and_refused_files(
+    backend: ChatBackend, fake: FakeRetriever, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("# 新文章\n\n正文。\n", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\0\1\2")
+    result = backend.add_files([str(good), str(bad)])
+    assert result.added == [("good.txt", ["新文章"])]
+    assert result.failed == [("bad.txt", "looks like a binary file (NUL bytes), skipped")]
+    assert "已加入 good.txt：《新文章》" in result.summary()
+    assert "未能加入 bad.txt" in result.summary() and "bad.txt" not in fake.files
+
+
+def test_status_reports_the_library_once_ready(backend: ChatBackend) -> None:
+    backend.service.get(timeout=5)
+    status = backend.status()
+    assert status["ready"] and status["files"] == 1 and status["mode"] == "lexical"
+    assert "已就绪" in backend.status_text() and "lexical" in backend.status_text()
+
+
+def test_a_failed_opening_is_shown_and_questions_get_the_reason() -> None:
+    def broken() -> Any:
+        raise RagError("corpus folder not found: /nowhere")
+
+    backend = ChatBackend(RetrieverService(broken).start())
+    with pytest.raises(RagError):
+        backend.service.get(timeout=5)
+    assert "无法打开索引" in backend.status_text() and "/nowhere" in backend.status_text()
+    reply = backend.reply("问题？", [], 5)
+    assert "corpus folder not found" in reply.html and backend.articles() == []
+
+
+def test_the_default_library_is_a_writable_copy_of_the_seeds(isolated_cache: Path) -> None:
+    config = chat_config(Config())
+    assert config.corpus == default_library_dir().resolve()
+    assert default_library_dir().parent == isolated_cache
+    assert sorted(p.name for p in config.corpus.iterdir()) == sorted(
+        p.name for p in SEEDS.iterdir()
+    )
+    (config.corpus / "extra.txt").write_text("x", encoding="utf-8")
+    assert ensure_library(config.corpus) is False  # an existing library is left alone
+    assert (config.corpus / "extra.txt").exists()
+    custom = Config(corpus_dir=SEEDS)
+    assert chat_config(custom) is custom
+
+
+def test_the_app_publishes_ask_upload_and_status(fake: FakeRetriever) -> None:
+    from ui.app import build_app
+
+    app = build_app(lambda: fake)  # type: ignore[arg-type,return-value]
+    endpoints = set(app.get_api_info()["named_endpoints"])
+    assert {"/ask", "/status", "/upload"} <= endpoints
+    assert not any("take_question" in name or "answer" in name for name in endpoints)
+
+
+# ----------------------------------------------------------------------------- real app
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    corpus: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(server: Server, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll the status API until the index is open (fail with the server log if it dies)."""
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    client = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"chat server exited:\n{server.log.read_text()[-3000:]}")
+        try:
+            client = client or Client(server.url, verbose=False)
+            status = client.predict(api_name="/status")
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(1)
+            continue
+        if status["error"]:
+            pytest.fail(f"chat server cannot open the index: {status['error']}")
+        if status["ready"]:
+            return
+        time.sleep(1)
+    pytest.fail(f"chat server not ready after {timeout} s:\n{server.log.read_text()[-3000:]}")
+
+
+def _remember_index(pytestconfig: pytest.Config, index: Path) -> None:
+    """Keep the freshly opened seed index in pytest's cache so later runs skip the build."""
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is None:
+        return
+    target = cache.mkdir("newsqa-ui-seed-index")
+    staging = target.with_name(target.name + ".part")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(index, staging)
+    shutil.rmtree(target)
+    staging.rename(target)
+
+
+def _remembered_index(pytestconfig: pytest.Config) -> Path | None:
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is None:
+        return None
+    path = cache.mkdir("newsqa-ui-seed-index")
+    return path if (path / "manifest.json").is_file() else None
+
+
+@pytest.fixture(scope="module")
+def server(
+    model_cache: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Server]:
+    """``newsqa chat`` in a subprocess over a private copy of the seeds, on a free port."""
+    root = tmp_path_factory.mktemp("chat-server")
+    corpus, index, cache = root / "corpus", root / "index", root / "cache"
+    shutil.copytree(SEEDS, corpus)
+    remembered = _remembered_index(pytestconfig)
+    if remembered is not None:
+        shutil.copytree(remembered, index)
+    (cache / "models").mkdir(parents=True)
+    for entry in (model_cache / "models").iterdir():
+        (cache / "models" / entry.name).symlink_to(entry.resolve())
+    port = _free_port()
+    info = Server(f"http://127.0.0.1:{port}/", corpus, root / "server.log")
+    command = [sys.executable, "-m", "rag.cli", "chat", "--folder", str(corpus)]
+    command += ["--index-dir", str(index), "--port", str(port)]
+    env = {**os.environ, "NEWSQA_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    with info.log.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(info, process, timeout=420)
+        _remember_index(pytestconfig, index)
+        yield info
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set NEWSQA_CHROMIUM)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    """A fresh page on the chat, ready to ask; fails the test on any JavaScript dialog."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server.url)
+    expect(page.locator("#nq-status")).to_contain_text("已就绪", timeout=60_000)
+    yield page
+    context.close()
+    assert not dialogs, f"the page opened dialogs: {dialogs}"
+
+
+def ask_in_page(page: Any, question: str) -> Any:
+    """Type ``question``, press Enter, and return the reply's locator once it is there."""
+    from playwright.sync_api import expect
+
+    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
+    before = replies.count()
+    box = page.locator("#nq-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=60_000)
+    return replies.nth(before)
+
+
+def upload_in_page(page: Any, *files: Path) -> str:
+    """Upload ``files`` with the upload button; return the upload status text."""
+    from playwright.sync_api import expect
+
+    status = page.locator("#nq-upload-status")
+    with page.expect_file_chooser() as chooser:
+        page.locator("#nq-upload").click()
+    chooser.value.set_files([str(f) for f in files])
+    expect(status).to_contain_text(files[-1].name, timeout=60_000)
+    return str(status.inner_text())
+
+
+def screenshot(page: Any, tmp_path: Path, name: str, reply: Any = None) -> Path:
+    """Save a screenshot under the test's output folder (and the author's, if present).
+
+    With ``reply``, the chat is scrolled so that the reply's first lines are in view.
+    """
+    if reply is not None:
+        reply.evaluate("element => element.scrollIntoView({block: 'start'})")
+    out = tmp_path / "test-output"
+    out.mkdir(exist_ok=True)
+    path = out / name
+    page.screenshot(path=str(path), full_page=True)
+    if SCREENS_COPY.is_dir():
+        shutil.copy(path, SCREENS_COPY / name)
+    return path
+
+
+def first_cite(reply: Any) -> str:
+    return str(reply.locator(".nq-cite").first.inner_text())
+
+
+@pytest.mark.slow
+def test_browser_question_follow_up_and_upload(page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    reply = ask_in_page(page, AREA)
+    assert first_cite(reply).startswith(f"{AREA_FILE}:")
+    expect(reply.locator(".nq-title").first).to_contain_text("七台河 锤炼作风强动能")
+    expect(reply.locator(".nq-answer")).to_contain_text("[1]")
+    assert reply.locator(".nq-hit").count() == 5 and reply.locator("mark").count() >= 5
+    expect(reply.locator(".nq-hit").first).to_contain_text("2800平方米")
+    screenshot(page, tmp_path, "1-question.png", reply)
+
+    follow = ask_in_page(page, "那它的总投资呢？")
+    expect(follow.locator(".nq-query")).to_contain_text(
+        "检索语句：七台河冰雪经济产业园研创中心项目的总投资是多少"
+    )
+    cited = follow.locator(".nq-hit", has_text="总投资1000万元")
+    expect(cited.first).to_be_attached()
+    assert cited.first.locator(".nq-cite").inner_text().startswith(f"{AREA_FILE}:")
+    screenshot(page, tmp_path, "2-follow-up.png", follow)
+
+    article = tmp_path / "mohe_first_snow.txt"
+    article.write_text(
+        "# 漠河北极村迎来首场降雪\n\n本报讯（记者丁一）漠河北极村今年首场降雪厚度达到十八厘米，"
+        "游客纷纷前来赏雪。\n",
+        encoding="utf-8",
+    )
+    assert "已加入 mohe_first_snow.txt：《漠河北极村迎来首场降雪》" in upload_in_page(page, article)
+    uploaded = ask_in_page(page, "北极村首场降雪有多厚？")
+    assert first_cite(uploaded).startswith("mohe_first_snow.txt:")
+    expect(uploaded.locator(".nq-answer")).to_contain_text("十八厘米")
+    screenshot(page, tmp_path, "3-upload.png", uploaded)
+
+
+@pytest.mark.slow
+def test_html_in_an_uploaded_article_is_shown_as_text(page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    article = tmp_path / "ice_lantern.txt"
+    article.write_text(
+        f"# 松花江冰灯节开幕\n\n本报讯{INJECTION}松花江冰灯节今年共使用冰块四万三千立方米。\n",
+        encoding="utf-8",
+    )
+    upload_in_page(page, article)
+    reply = ask_in_page(page, "松花江冰灯节使用了多少立方米冰块？")
+    assert first_cite(reply).startswith("ice_lantern.txt:")
+    expect(reply.locator(".nq-hit").first).to_contain_text(INJECTION)  # visible, as text
+    assert reply.locator("script").count() == 0
+    assert reply.locator(".nq-hit b, .nq-answer b").count() == 0
+    screenshot(page, tmp_path, "4-escaped-html.png", reply)
+
+
+@pytest.mark.slow
+def test_an_example_click_asks_it_with_the_chosen_number_of_passages(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    slider = page.locator("#nq-k input[type=number]")
+    slider.fill("2")
+    slider.press("Enter")
+    replies = page.locator("#nq-chat .nq-reply")
+    page.locator("#nq-examples").get_by_text("How many wind turbine sites").click()
+    expect(replies).to_have_count(1, timeout=60_000)
+    reply = replies.first
+    expect(reply.locator(".nq-heading")).to_have_text("Sources")
+    assert reply.locator(".nq-hit").count() == 2
+    files = [str(cite.inner_text()) for cite in reply.locator(".nq-cite").all()]
+    assert any(f.startswith("003_80151df246a9c92a.txt:") for f in files), files
+
+
+@pytest.mark.slow
+def test_a_bad_upload_is_refused_visibly_and_changes_nothing(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
+    from gradio_client import Client
+
+    client = Client(server.url, verbose=False)
+    before = client.predict(api_name="/status")["articles"]
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(bytes(range(256)) * 8)
+    assert "未能加入 broken.txt" in upload_in_page(page, broken)
+    assert client.predict(api_name="/status")["articles"] == before
+    assert not (server.corpus / "broken.txt").exists()
+    screenshot(page, tmp_path, "5-refused-upload.png")
+
+
+CONCURRENT = [
+    ("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", "000_e1705054eebe6bde.txt"),
+    ("宝泰隆一矿的设计产能是多少？", "000_e1705054eebe6bde.txt"),
+    ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt"),
+    ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt"),
+    ("联顺生物项目每年消耗多少玉米和大豆？", "002_0e4bc0f4ab5fa543.txt"),
+    ("万锂泰二期项目建成后全年产值能达到多少？", "002_0e4bc0f4ab5fa543.txt"),
+    ("五大连池市规划的风力发电总装机容量是多少？", "003_80151df246a9c92a.txt"),
+    ("How many wind turbine sites did Wudalianchi select?", "003_80151df246a9c92a.txt"),
+    ("七台河援助湖北孝感医疗队有多少名队员？", "004_acfe561def3928f2.txt"),
+    ("截至3月24日七台河市省百大项目开复工多少个？", "004_acfe561def3928f2.txt"),
+]
+
+
+@pytest.mark.slow
+def test_ten_concurrent_questions_all_get_correct_citations(server: Server) -> None:
+    from gradio_client import Client
+
+    client = Client(server.url, verbose=False)
+    started = time.monotonic()
+    jobs = [client.submit(question, [], 3, api_name="/ask") for question, _ in CONCURRENT]
+    results = [job.result(timeout=120) for job in jobs]
+    elapsed = time.monotonic() - started
+    for (question, file), result in zip(CONCURRENT, results, strict=True):
+        assert result["question"] == question and not result["error"]
+        assert file in [hit["file"] for hit in result["hits"]], (question, result["hits"])
+        assert result["citation"] == result["hits"][0]["ref"]
+        assert result["hits"][0]["ref"].startswith(result["hits"][0]["file"] + ":")
+    print(f"10 concurrent questions answered in {elapsed:.1f} s")
+
+
+@pytest.mark.slow
+def test_the_api_follows_up_and_reports_errors(server: Server) -> None:
+    from gradio_client import Client
+
+    client = Client(server.url, verbose=False)
+    first = client.predict(AREA, [], 5, api_name="/ask")
+    follow = client.predict("那它的总投资呢？", [first["query"]], 5, api_name="/ask")
+    assert follow["query"] == "七台河冰雪经济产业园研创中心项目的总投资是多少"
+    assert any(hit["file"] == AREA_FILE for hit in follow["hits"][:3])
+    empty = client.predict("   ", [], 5, api_name="/ask")
+    assert empty["error"] and "问题不能为空" in empty["html"] and not empty["hits"]

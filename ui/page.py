@@ -1,0 +1,167 @@
+"""The chat page's layout and styles (no behaviour: see ui.app for the wiring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .chat import MAX_K
+
+EXAMPLES = [
+    "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
+    "宝泰隆一矿的设计产能是多少？",
+    "绥芬河市2021年以来签约了多少个项目？",
+    "联顺生物项目每年消耗多少玉米和大豆？",
+    "七台河援助湖北孝感医疗队有多少名队员？",
+    "How many wind turbine sites did Wudalianchi select?",
+    "What is the total investment of the Jiulong pumped storage power station?",
+]
+
+INTRO = (
+    "## 新闻问答 · 有出处的检索\n"
+    "向文章库提问（中文或英文），每个回答都标明出自哪篇文章、哪几行。"
+    "可以追问（如「那它的总投资呢？」），也可以上传新文章。"
+)
+
+CSS = """
+#nq-status { padding: .35em .8em; border-radius: 8px; background: var(--block-background-fill); }
+.nq-reply { line-height: 1.65; }
+.nq-reply .nq-query { font-size: .9em; color: var(--body-text-color-subdued); margin-bottom: .4em; }
+.nq-reply .nq-answer { margin: 0 0 .8em 0; padding: .5em .9em; border-left: 4px solid #e8a33d;
+  background: rgba(232, 163, 61, .10); font-size: 1.05em; }
+.nq-reply .nq-marker { color: #b45309; font-weight: 600; margin-left: .2em; }
+.nq-reply .nq-heading { font-weight: 600; margin: .6em 0 .3em; }
+.nq-reply .nq-hit { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: .5em .8em; margin: .45em 0; }
+.nq-reply .nq-weak { opacity: .8; border-style: dashed; }
+.nq-reply .nq-head { font-weight: 600; }
+.nq-reply .nq-num { color: #b45309; }
+.nq-reply .nq-byline { font-weight: 400; color: var(--body-text-color-subdued); }
+.nq-reply .nq-badge { margin-left: .5em; padding: 0 .45em; border-radius: 4px; font-size: .8em;
+  font-weight: 600; background: #fde2e1; color: #9f1c1c; }
+.nq-reply .nq-meta { font-size: .85em; color: var(--body-text-color-subdued);
+  margin: .15em 0 .35em; }
+.nq-reply .nq-text { font-size: .95em; }
+.nq-reply details.nq-text > summary { cursor: pointer; list-style: none; }
+.nq-reply details.nq-text[open] > summary .nq-excerpt { display: none; }
+.nq-reply .nq-expand { font-size: .85em; color: var(--link-text-color); white-space: nowrap; }
+.nq-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.nq-reply .nq-none { font-weight: 600; margin-bottom: .4em; }
+.nq-reply .nq-weak-note { font-size: .9em; color: var(--body-text-color-subdued); }
+.nq-error { color: #9f1c1c; }
+.nq-notice { color: var(--body-text-color-subdued); }
+.nq-articles details { margin: .2em 0; }
+.nq-articles ol { margin: .2em 0 .4em 1.4em; font-size: .9em; }
+"""
+
+
+@dataclass(frozen=True)
+class Page:
+    """The components of the chat page that events read or write."""
+
+    status: gr.Markdown
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    ask: gr.Button
+    examples: gr.Dataset
+    k: gr.Slider
+    clear: gr.Button
+    upload: gr.UploadButton
+    upload_status: gr.Markdown
+    articles: gr.HTML
+    queries: gr.State  # the searched queries of this conversation, oldest first
+    pending: gr.State  # the question being answered
+    timer: gr.Timer  # polls the status while the index is opening
+
+
+def build_layout(status: str, articles: str, default_k: int = 5) -> Page:
+    """Lay out the page; call inside a ``gr.Blocks`` context.
+
+    Args:
+        status: the initial status line (Markdown).
+        articles: the initial article list (HTML, escaped).
+        default_k: the initial number of passages per reply.
+
+    Returns:
+        The components to wire events to.
+    """
+    gr.Markdown(INTRO)
+    status_md = gr.Markdown(status, elem_id="nq-status")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            chatbot = _chatbot()
+            with gr.Row():
+                question = gr.Textbox(
+                    placeholder="输入问题，例如：七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
+                    show_label=False,
+                    scale=8,
+                    max_lines=4,
+                    elem_id="nq-question",
+                )
+                ask = gr.Button("提问", variant="primary", scale=1, min_width=80, elem_id="nq-ask")
+            examples = gr.Dataset(
+                components=[question],
+                samples=[[q] for q in EXAMPLES],
+                label="示例问题（点击即问）",
+                elem_id="nq-examples",
+            )
+        with gr.Column(scale=2):
+            k, clear = _settings(default_k)
+            upload, upload_status = _upload_panel()
+            with gr.Accordion("已索引的文章", open=False):
+                articles_html = gr.HTML(articles, elem_id="nq-articles")
+    return Page(
+        status=status_md,
+        chatbot=chatbot,
+        question=question,
+        ask=ask,
+        examples=examples,
+        k=k,
+        clear=clear,
+        upload=upload,
+        upload_status=upload_status,
+        articles=articles_html,
+        queries=gr.State([]),
+        pending=gr.State(""),
+        timer=gr.Timer(1.0),
+    )
+
+
+def _chatbot() -> gr.Chatbot:
+    return gr.Chatbot(
+        label="对话",
+        show_label=False,
+        buttons=[],  # no share/copy: replies are HTML, the citations are the point
+        height=640,
+        elem_id="nq-chat",
+        latex_delimiters=[],  # "$" in news text is money, not maths
+        feedback_options=None,
+        placeholder="在下方输入问题，或点击示例问题。",
+        sanitize_html=True,
+        line_breaks=False,
+    )
+
+
+def _settings(default_k: int) -> tuple[gr.Slider, gr.Button]:
+    with gr.Accordion("设置", open=True):
+        k = gr.Slider(1, MAX_K, value=default_k, step=1, label="显示段落数", elem_id="nq-k")
+        gr.Markdown(
+            "检索方式在启动时选择：`newsqa chat --mode hybrid|dense|lexical`"
+            "（当前方式见上方状态）。"
+        )
+        clear = gr.Button("新对话", size="sm", elem_id="nq-clear")
+    return k, clear
+
+
+def _upload_panel() -> tuple[gr.UploadButton, gr.Markdown]:
+    with gr.Accordion("上传文章", open=True):
+        upload = gr.UploadButton(
+            "上传 .txt / .md 文章",
+            file_types=[".txt", ".md"],
+            file_count="multiple",
+            elem_id="nq-upload",
+        )
+        gr.Markdown("UTF-8 或 GBK/GB18030 编码的纯文本新闻；上传后立即可问。")
+        upload_status = gr.Markdown("", elem_id="nq-upload-status")
+    return upload, upload_status

@@ -1,0 +1,222 @@
+"""HTML for the chat: one reply per question, every piece of article text escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from rag import Answer, Hit
+
+MAX_WEAK = 3  # closest candidates shown when the articles do not answer
+COLLAPSE_AT = 220  # passages longer than this (characters) are folded
+EXCERPT_CONTEXT = 60  # characters of context around the answer in a folded passage
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The words of a reply, in the question's language."""
+
+    searched: str
+    passages: str
+    not_found: str
+    weak: str
+    weak_note: str
+    score: str
+    expand: str
+    chars: str
+    error: str
+
+
+ZH = Labels(
+    searched="检索语句",
+    passages="出处段落",
+    not_found="资料中没有找到相关内容。",
+    weak="低相关",
+    weak_note="以下是最接近的几段，相关度低，仅供参考：",
+    score="相关度",
+    expand="展开全文",
+    chars="字",
+    error="出错了",
+)
+EN = Labels(
+    searched="Searched as",
+    passages="Sources",
+    not_found="The articles do not contain this.",
+    weak="weak match",
+    weak_note="The closest passages, weakly related, for reference only:",
+    score="score",
+    expand="Show the whole passage",
+    chars="characters",
+    error="Error",
+)
+
+
+def labels_for(english: bool) -> Labels:
+    """The reply words for an English (True) or Chinese (False) question."""
+    return EN if english else ZH
+
+
+def render_reply(answer: Answer, query: str, question: str, english: bool = False) -> str:
+    """The chat reply to one question, as one self-contained HTML block.
+
+    Args:
+        answer: what the retriever returned for ``query``.
+        query: the text actually searched (the contextualized question).
+        question: what the user typed; ``query`` is shown when it differs.
+        english: reply in English rather than Chinese.
+
+    Returns:
+        HTML with all article text escaped: the quoted answering sentence with its
+        citation marker, then the numbered passages (or, when nothing answers, a plain
+        statement and at most :data:`MAX_WEAK` weak candidates).
+    """
+    words = labels_for(english)
+    parts = []
+    if query.strip() != question.strip():
+        parts.append(f'<div class="nq-query">{words.searched}：{escape(query)}</div>')
+    if answer.found and answer.best is not None:
+        parts.append(_render_best(answer.best))
+        parts.append(_render_hits(answer.hits, words, weak=False))
+    else:
+        parts.append(f'<div class="nq-none">{words.not_found}</div>')
+        if answer.hits:
+            parts.append(f'<div class="nq-weak-note">{words.weak_note}</div>')
+            parts.append(_render_hits(answer.hits[:MAX_WEAK], words, weak=True))
+    return _block("nq-reply", "".join(parts))
+
+
+def render_error(message: str, english: bool = False) -> str:
+    """A library error as a visible, escaped chat reply.
+
+    Args:
+        message: the error's text.
+        english: label it in English rather than Chinese.
+
+    Returns:
+        An HTML block.
+    """
+    label = labels_for(english).error
+    return _block("nq-reply nq-error", f"<b>{label}：</b>{escape(message)}")
+
+
+def render_notice(message: str) -> str:
+    """A neutral notice (e.g. "still indexing") as an escaped chat reply."""
+    return _block("nq-reply nq-notice", escape(message))
+
+
+def render_articles(articles: Sequence[tuple[str, str]]) -> str:
+    """The indexed articles, grouped by source file, escaped.
+
+    Args:
+        articles: ``(file, title)`` pairs in corpus order.
+
+    Returns:
+        An HTML list with one foldable entry per file.
+    """
+    by_file: dict[str, list[str]] = {}
+    for file, title in articles:
+        by_file.setdefault(file, []).append(title)
+    if not by_file:
+        return _block("nq-articles", "—")
+    entries = [
+        f"<details><summary><code>{escape(file)}</code> · {len(titles)}</summary><ol>"
+        + "".join(f"<li>{escape(title) or '—'}</li>" for title in titles)
+        + "</ol></details>"
+        for file, titles in by_file.items()
+    ]
+    return _block("nq-articles", "".join(entries))
+
+
+def highlight(hit: Hit) -> str:
+    """The passage text, escaped, with its answering sentence wrapped in ``<mark>``.
+
+    Args:
+        hit: a retrieved passage.
+
+    Returns:
+        HTML; paragraph breaks become ``<br>``.
+    """
+    start, end = _sentence_span(hit)
+    if start == end:
+        return _text(hit.text)
+    return (
+        _text(hit.text[:start])
+        + f"<mark>{_text(hit.text[start:end])}</mark>"
+        + _text(hit.text[end:])
+    )
+
+
+def _render_best(hit: Hit) -> str:
+    sentence = _quoted(hit.sentence.strip() or hit.text.strip())
+    return (
+        f'<blockquote class="nq-answer">{_text(sentence)}'
+        f'<sup class="nq-marker" title="{escape(str(hit.citation))}">[{hit.rank}]</sup>'
+        "</blockquote>"
+    )
+
+
+def _render_hits(hits: Sequence[Hit], words: Labels, weak: bool) -> str:
+    heading = "" if weak else f'<div class="nq-heading">{words.passages}</div>'
+    return heading + "".join(_render_hit(hit, words, weak) for hit in hits)
+
+
+def _render_hit(hit: Hit, words: Labels, weak: bool) -> str:
+    c = hit.citation
+    badge = f'<span class="nq-badge">{words.weak}</span>' if weak else ""
+    byline = f'<span class="nq-byline"> · {escape(c.byline)}</span>' if c.byline else ""
+    head = (
+        f'<div class="nq-head"><span class="nq-num">[{hit.rank}]</span> '
+        f'<span class="nq-title">{escape(c.title) or "—"}</span>{byline}{badge}</div>'
+    )
+    meta = (
+        f'<div class="nq-meta"><code class="nq-cite">{escape(str(c))}</code>'
+        f" · {words.score} {hit.score:.3f}</div>"
+    )
+    css = "nq-hit nq-weak" if weak else "nq-hit"
+    return f'<div class="{css}">{head}{meta}{_render_text(hit, words)}</div>'
+
+
+def _render_text(hit: Hit, words: Labels) -> str:
+    """The passage; a long one folded to its answering sentence and some context."""
+    if len(hit.text) <= COLLAPSE_AT:
+        return f'<div class="nq-text">{highlight(hit)}</div>'
+    return (
+        f'<details class="nq-text"><summary><span class="nq-excerpt">{_excerpt(hit)}</span>'
+        f' <span class="nq-expand">{words.expand}（{len(hit.text)} {words.chars}）</span>'
+        f'</summary><div class="nq-full">{highlight(hit)}</div></details>'
+    )
+
+
+def _excerpt(hit: Hit) -> str:
+    """The answering sentence with a little context either side, escaped and marked."""
+    start, end = _sentence_span(hit)
+    left = max(0, start - EXCERPT_CONTEXT)
+    right = min(len(hit.text), end + EXCERPT_CONTEXT)
+    before = ("…" if left > 0 else "") + hit.text[left:start]
+    after = hit.text[end:right] + ("…" if right < len(hit.text) else "")
+    marked = f"<mark>{_text(hit.text[start:end])}</mark>" if end > start else ""
+    return _text(before) + marked + _text(after)
+
+
+def _quoted(sentence: str) -> str:
+    """The sentence in quotation marks, unless it is already a quotation."""
+    if sentence[:1] in '“"「' and sentence[-1:] in '”"」':
+        return sentence
+    return f"“{sentence}”"
+
+
+def _sentence_span(hit: Hit) -> tuple[int, int]:
+    start = min(max(hit.sentence_start, 0), len(hit.text))
+    end = min(max(hit.sentence_end, start), len(hit.text))
+    return start, end
+
+
+def _text(text: str) -> str:
+    """Escaped article text; line breaks kept as ``<br>`` (never a blank line)."""
+    return "<br>".join(escape(line) for line in text.split("\n"))
+
+
+def _block(css: str, inner: str) -> str:
+    """One HTML block on one line, so the chat's Markdown renderer leaves it alone."""
+    return f'<div class="{css}">{inner}</div>'
