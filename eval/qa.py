@@ -94,7 +94,7 @@ def load_squad(path: Path, corpus_dir: Path) -> list[QAPair]:
         corpus_dir: where to write the documents (created; existing files reused).
 
     Returns:
-        The pairs.
+        The pairs (entries with an empty question are left out).
     """
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +108,8 @@ def load_squad(path: Path, corpus_dir: Path) -> list[QAPair]:
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 target.write_text(text, encoding="utf-8")
             for qa in paragraph["qas"]:
+                if not qa["question"].strip():
+                    continue  # a few CMRC entries have no question text
                 answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"] if a["text"]))
                 pairs.append(
                     QAPair(

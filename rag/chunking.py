@@ -35,9 +35,7 @@ def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterText
     )
 
 
-def chunk_article(
-    article: Article, splitter: RecursiveCharacterTextSplitter
-) -> list[Chunk]:
+def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
     """Split one article into chunks with offsets and source lines.
 
     Args:

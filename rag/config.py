@@ -39,6 +39,9 @@ def bundled_seeds_dir() -> Path:
     return package_dir.parent / "seeds"
 
 
+MODES = ("dense", "lexical", "hybrid")
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings for building an index and answering questions.
@@ -51,10 +54,18 @@ class Config:
         query_prefix / passage_prefix: text prepended before embedding; ``None`` picks
             the model family's convention (``query: ``/``passage: `` for e5).
         chunk_size / chunk_overlap: characters per chunk and overlap between chunks.
-        embedder / vector_backend: names of the swappable stage implementations.
-        mode: retrieval mode.
+        embedder / vector_backend / lexical_backend: names of the swappable stage
+            implementations.
+        lexical_tokenizer: ``"jieba"`` (search-mode words) or ``"bigram"`` (CJK bigrams).
+        mode: ``"dense"``, ``"lexical"`` or ``"hybrid"`` (both, fused).
+        candidates: how many candidates each search passes to fusion and the second stage.
+        rerank: re-order the candidates with the second stage (sentence-level evidence).
         k: number of passages returned.
-        min_score: top-hit score below which the articles are taken not to answer.
+        min_score: top-hit score below which the articles are taken not to answer a
+            Chinese question (calibrated for the default model and second stage, see
+            README "Saying 'not in the articles'").
+        min_score_cross_lingual: the same for questions not written in Chinese, whose
+            cosines to Chinese text run lower.
         max_question_chars: longer questions are truncated with a warning.
         batch_size: embedding batch size.
     """
@@ -68,9 +79,14 @@ class Config:
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     embedder: str = "sentence-transformers"
     vector_backend: str = "faiss"
-    mode: str = "dense"
+    lexical_backend: str = "bm25s"
+    lexical_tokenizer: str = "jieba"
+    mode: str = "hybrid"
+    candidates: int = 30
+    rerank: bool = True
     k: int = 5
-    min_score: float = 0.80
+    min_score: float = 1.88
+    min_score_cross_lingual: float = 1.45
     max_question_chars: int = 2000
     batch_size: int = 32
 
@@ -81,6 +97,8 @@ class Config:
             raise ValueError("chunk_overlap must be between 0 and chunk_size")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
 
     @property
     def corpus(self) -> Path:
@@ -112,6 +130,8 @@ class Config:
             "chunk_overlap": self.chunk_overlap,
             "embedder": self.embedder,
             "vector_backend": self.vector_backend,
+            "lexical_backend": self.lexical_backend,
+            "lexical_tokenizer": self.lexical_tokenizer,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,9 +28,7 @@ PHOTO_MARKER = re.compile(r"^[①-⑳\d]{1,2}$")
 PAGE_NOTE = re.compile(r"^[（(]本版.*[）)]$")
 BYLINE_LINE = re.compile(r"^(□|本报记者|黑龙江日报\s*全媒体记者|全媒体记者|记者\s)")
 # "本报讯（吴明巍 记者赵宇清）…", "本报讯 张凯 记者袁小峰报道…", "本报讯 …"
-NEWS_FLASH = re.compile(
-    r"^本报讯\s*(?:[（(][^）)]{1,40}[）)]|\S{1,8}\s*记者\s*\S{1,5}?报道|)\s*"
-)
+NEWS_FLASH = re.compile(r"^本报讯\s*(?:[（(][^）)]{1,40}[）)]|\S{1,8}\s*记者\s*\S{1,5}?报道|)\s*")
 
 
 class SkippedFileWarning(UserWarning):
@@ -79,7 +77,9 @@ def decode_bytes(data: bytes, name: str) -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        controls = sum(1 for c in text[:20000] if unicodedata.category(c) == "Cc" and c not in "\r\n\t\f")
+        controls = sum(
+            1 for c in text[:20000] if unicodedata.category(c) == "Cc" and c not in "\r\n\t\f"
+        )
         if controls > max(5, len(text[:20000]) // 100):
             raise UnreadableFileError(f"{name}: looks like a binary file, skipped")
         return text
@@ -136,7 +136,9 @@ def load_bytes(data: bytes, name: str) -> list[Article]:
     if Path(name).suffix.lower() not in SUFFIXES:
         raise UnreadableFileError(f"{name}: only .txt and .md articles can be added")
     if len(data) > MAX_FILE_BYTES:
-        raise UnreadableFileError(f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit")
+        raise UnreadableFileError(
+            f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit"
+        )
     text = decode_bytes(data, name)
     if not text.strip():
         raise UnreadableFileError(f"{name}: the file is empty")

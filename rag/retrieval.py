@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
-import unicodedata
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -14,19 +12,20 @@ import numpy as np
 
 from .answer import Answer, decide_found
 from .config import Config
+from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
 from .errors import CorpusError, QuestionError
-from .corpus import load_bytes
 from .index import CorpusIndex, UpdateReport
-from .records import Chunk, Citation, Hit
-
-SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
-QUANTITY_QUESTION = re.compile(r"多少|几|多大|多长|多高|how (?:many|much|long|large|big)", re.I)
-# Question words carry no evidence; dropping them keeps them out of the overlap score.
-QUESTION_WORDS = re.compile(
-    r"是多少|多少|什么|哪些|哪个|哪里|哪|怎么|如何|为什么|吗|呢|请问|是否|几|谁|[？?。，,！!\s]"
+from .ranking import (
+    Candidate,
+    QueryTerms,
+    fuse,
+    is_cross_lingual,
+    mark_sentences,
+    normalise_query,
+    rerank,
 )
+from .records import Citation, Hit
 
 
 class QuestionTooLongWarning(UserWarning):
@@ -59,43 +58,6 @@ def clean_question(question: str, max_chars: int) -> str:
         )
         question = question[:max_chars]
     return question
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Offsets of the sentences of ``text`` (ending punctuation and closing quote kept)."""
-    spans = []
-    for match in SENTENCE.finditer(text):
-        start, end = match.span()
-        while start < end and text[start].isspace():
-            start += 1
-        if start < end:
-            spans.append((start, end))
-    return spans or [(0, len(text))]
-
-
-def _normalise(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def _bigrams(text: str) -> set[str]:
-    return {text[i : i + 2] for i in range(len(text) - 1)}
-
-
-def lexical_sentence_scores(question: str, sentences: list[str]) -> list[float]:
-    """How well each sentence matches the question's words and numbers."""
-    q = QUESTION_WORDS.sub(" ", _normalise(question))
-    grams = {g for g in _bigrams(q) if " " not in g}
-    numbers = set(NUMBER.findall(q))
-    wants_quantity = bool(QUANTITY_QUESTION.search(question))
-    scores = []
-    for sentence in sentences:
-        s = _normalise(sentence)
-        score = len(grams & _bigrams(s)) / max(1, len(grams))
-        score += 0.5 * len(numbers & set(NUMBER.findall(s)))
-        if wants_quantity and not NUMBER.search(s):
-            score *= 0.5  # "how much/many" is answered by a sentence with a number
-        scores.append(score)
-    return scores
 
 
 class Retriever:
@@ -208,10 +170,26 @@ class Retriever:
         k = k or self.config.k
         if k < 1:
             raise ValueError("k must be at least 1")
-        query = self.embedder.encode_queries([question])
+        query = normalise_query(question)
+        terms = QueryTerms.of(query)
+        pool = max(k, self.config.candidates)
+        mode = self.config.mode
+        query_vector = self._embed_query(query) if mode != "lexical" else None
         with self._lock:
-            ranked = self.index.search(query, k)[0]
-        return self._hits(question, query[0], ranked)
+            dense = (
+                self.index.search(query_vector[None, :], pool)[0]
+                if query_vector is not None
+                else []
+            )
+            lexical = self.index.lexical_search(query, pool) if mode != "dense" else []
+        candidates = fuse(dense, lexical)[:pool]
+        mark_sentences(candidates, terms)
+        if query_vector is not None:
+            self._mark_sentence_cosines(candidates, query_vector)
+        if self.config.rerank:
+            candidates = rerank(candidates, terms)
+        top = candidates[:k]
+        return [_hit(rank, c) for rank, c in enumerate(top, start=1)]
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Retrieve and decide whether the articles answer ``question``.
@@ -224,47 +202,50 @@ class Retriever:
             The :class:`Answer`: hits, best sentence, and ``found``.
         """
         hits = self.retrieve(question, k)
-        return Answer(question=question.strip(), hits=hits,
-                      found=decide_found(hits, self.config.min_score))
+        if self.config.mode == "lexical":
+            found = bool(hits)  # BM25 scores have no calibrated threshold
+        elif is_cross_lingual(question):
+            found = decide_found(hits, self.config.min_score_cross_lingual)
+        else:
+            found = decide_found(hits, self.config.min_score)
+        return Answer(question=question.strip(), hits=hits, found=found)
 
-    def _hits(
-        self, question: str, query: np.ndarray, ranked: list[tuple[Chunk, float]]
-    ) -> list[Hit]:
-        spans = [sentence_spans(chunk.text) for chunk, _ in ranked]
-        best = [
-            self._best_sentence(question, query, chunk, s)
-            for (chunk, _), s in zip(ranked, spans, strict=True)
-        ]
-        return [
-            Hit(
-                rank=rank,
-                score=score,
-                text=chunk.text,
-                citation=Citation(
-                    file=chunk.file,
-                    title=chunk.title,
-                    byline=chunk.byline,
-                    line_start=chunk.line_start,
-                    line_end=chunk.line_end,
-                    start=chunk.start,
-                    end=chunk.end,
-                ),
-                chunk_id=chunk.id,
-                sentence_start=span[0],
-                sentence_end=span[1],
-            )
-            for rank, ((chunk, score), span) in enumerate(zip(ranked, best, strict=True), start=1)
-        ]
+    def _embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.encode_queries([query])[0]
 
-    def _best_sentence(
-        self, question: str, query: np.ndarray, chunk: Chunk, spans: list[tuple[int, int]]
-    ) -> tuple[int, int]:
-        sentences = [chunk.text[a:b] for a, b in spans]
-        scores = lexical_sentence_scores(question, sentences)
-        if len(spans) > 1 and max(scores) <= 0.15:
-            # No shared words (e.g. an English question): compare meanings instead.
-            scores = list(self.embedder.encode_passages(sentences) @ query)
-        return spans[int(np.argmax(scores))]
+    def _mark_sentence_cosines(self, candidates: list[Candidate], query_vector: np.ndarray) -> None:
+        """Each candidate sentence's cosine to the question, from the stored sentence vectors."""
+        for c in candidates:
+            matrix = self.index.sentences.get(c.chunk.id)
+            if matrix is not None and len(matrix) == len(c.spans):
+                c.sentence_cosines = (matrix.astype(np.float32) @ query_vector).tolist()
+
+
+def _hit(rank: int, candidate: Candidate) -> Hit:
+    chunk = candidate.chunk
+    start, end = candidate.best_span
+    return Hit(
+        rank=rank,
+        score=candidate.score,
+        text=chunk.text,
+        citation=Citation(
+            file=chunk.file,
+            title=chunk.title,
+            byline=chunk.byline,
+            line_start=chunk.line_start,
+            line_end=chunk.line_end,
+            start=chunk.start,
+            end=chunk.end,
+        ),
+        chunk_id=chunk.id,
+        sentence_start=start,
+        sentence_end=end,
+        extra={
+            k: v
+            for k, v in (("dense", candidate.dense), ("lexical", candidate.lexical))
+            if v is not None
+        },
+    )
 
 
 @lru_cache(maxsize=1)

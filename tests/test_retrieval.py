@@ -10,7 +10,8 @@ import pytest
 
 import rag
 from rag import Config, QuestionError, Retriever
-from rag.retrieval import QuestionTooLongWarning, sentence_spans
+from rag.ranking import sentence_spans
+from rag.retrieval import QuestionTooLongWarning
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,381 @@
+"""Lexical index: BM25 (bm25s) over Chinese words (jieba) or character bigrams, chosen by a factory."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexCorruptError, RagError
+
+try:
+    import bm25s
+
+    BM25S_AVAILABLE = True
+except ImportError:  # pragma: no cover - exercised only without the extra installed
+    BM25S_AVAILABLE = False
+
+try:
+    import jieba
+
+    JIEBA_AVAILABLE = True
+except ImportError:  # pragma: no cover
+    JIEBA_AVAILABLE = False
+
+try:
+    from pypinyin import lazy_pinyin
+
+    PYPINYIN_AVAILABLE = True
+except ImportError:  # pragma: no cover
+    PYPINYIN_AVAILABLE = False
+
+TOKENIZERS = ("jieba", "bigram")
+# Words that carry no evidence: function words and the words questions are made of.
+STOPWORDS = frozenset(
+    [
+        "的",
+        "了",
+        "是",
+        "在",
+        "和",
+        "与",
+        "及",
+        "或",
+        "等",
+        "也",
+        "都",
+        "就",
+        "而",
+        "为",
+        "对",
+        "从",
+        "把",
+        "被",
+        "让",
+        "向",
+        "以",
+        "之",
+        "其",
+        "这",
+        "那",
+        "这个",
+        "那个",
+        "该",
+        "它",
+        "他",
+        "她",
+        "我们",
+        "你们",
+        "他们",
+        "有",
+        "有没有",
+        "没有",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "么",
+        "呀",
+        "哪",
+        "哪个",
+        "哪些",
+        "哪里",
+        "什么",
+        "多少",
+        "几",
+        "怎么",
+        "怎样",
+        "如何",
+        "为什么",
+        "是否",
+        "请问",
+        "一下",
+        "谁",
+        "什么样",
+        "哪儿",
+        "多",
+        "多大",
+        "多长",
+        "到底",
+        "the",
+        "a",
+        "an",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "many",
+        "much",
+        "when",
+        "where",
+        "why",
+        "does",
+        "did",
+        "do",
+        "with",
+        "by",
+        "from",
+        "as",
+        "that",
+        "this",
+        "it",
+        "its",
+        "about",
+    ]
+)
+ADMIN_SUFFIXES = set("省市县区镇乡村")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[.\-/][a-z0-9]+)*")
+
+
+def _require(flag: bool, package: str) -> None:
+    if not flag:
+        raise ImportError(f"lexical search needs {package}; install it with: pip install {package}")
+
+
+def fold(text: str) -> str:
+    """Full-width → half-width, compatibility forms unified, lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    _require(JIEBA_AVAILABLE, "jieba")
+    jieba.setLogLevel(60)  # no "Building prefix dict" chatter
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str, tokenizer: str, pinyin: bool = False) -> list[str]:
+    """Search tokens of ``text``: jieba search-mode words, or CJK character bigrams.
+
+    Latin words and numbers are kept whole in both; stopwords are dropped.
+
+    Args:
+        text: any text.
+        tokenizer: ``"jieba"`` or ``"bigram"``.
+        pinyin: also emit the toneless pinyin of each Chinese word of two or more
+            characters (``五大连池`` → ``wudalianchi``), so that place and company names
+            asked about in English match. Used on the document side only.
+
+    Returns:
+        The tokens, in order, repeats kept (BM25 counts them).
+    """
+    text = fold(text)
+    tokens: list[str] = []
+    for match in WORD.finditer(text):
+        run = match.group()
+        if not CJK.fullmatch(run):
+            tokens.append(run)
+        elif tokenizer == "jieba":
+            tokens.extend(_jieba().lcut_for_search(run))
+        elif tokenizer == "bigram":
+            tokens.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        else:
+            raise RagError(f"unknown lexical tokenizer {tokenizer!r}; choose one of {TOKENIZERS}")
+        if pinyin and CJK.fullmatch(run):
+            tokens.extend(_pinyin_words(run))
+    tokens = [t for t in tokens if t not in STOPWORDS]
+    if not pinyin:
+        tokens.extend(_joined_latin_words(text))
+    return tokens
+
+
+def _joined_latin_words(text: str) -> list[str]:
+    """Adjacent English words run together: "Zhang Ruijia" → "zhangruijia",
+    the form in which a Chinese name's pinyin is indexed."""
+    words = re.findall(r"[a-z]+", text)
+    return [
+        a + b
+        for a, b in zip(words, words[1:], strict=False)
+        if a not in STOPWORDS and b not in STOPWORDS
+    ]
+
+
+def _pinyin_words(run: str) -> list[str]:
+    _require(PYPINYIN_AVAILABLE, "pypinyin")
+    words = []
+    for word in _jieba().lcut(run):
+        if len(word) > 1:
+            words.append(word)
+            if len(word) > 2 and word[-1] in ADMIN_SUFFIXES:
+                words.append(word[:-1])  # 五大连池市 is "Wudalianchi" in English
+    return ["".join(lazy_pinyin(word)) for word in words]
+
+
+class LexicalIndex:
+    """Finds the chunks sharing the most (rare) words with a query, under int64 ids."""
+
+    backend: str
+    file_names: tuple[str, ...]
+
+    def __init__(self, tokenizer: str) -> None:
+        self.tokenizer = tokenizer
+
+    def index(self, ids: np.ndarray, texts: list[str]) -> None:
+        """Add ``texts`` under ``ids``."""
+        raise NotImplementedError
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the texts with these ids. Returns how many were removed."""
+        raise NotImplementedError
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) for ``query``, best first (fewer when few match)."""
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        """Write the index files (``file_names``) into ``folder``."""
+        raise NotImplementedError
+
+    def load(self, folder: Path) -> None:
+        """Read the index from ``folder``; raises :class:`IndexCorruptError` when damaged."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class BM25sIndex(LexicalIndex):
+    """BM25 with ``bm25s``: scores precomputed into a sparse matrix, so a query is a lookup.
+
+    The token lists are kept beside the matrix so that an incremental update rebuilds the
+    matrix without re-tokenising the whole corpus.
+    """
+
+    backend = "bm25s"
+    file_names = ("lexical_tokens.jsonl", "lexical_bm25.npz")
+
+    def __init__(self, tokenizer: str) -> None:
+        _require(BM25S_AVAILABLE, "bm25s")
+        if tokenizer not in TOKENIZERS:
+            raise RagError(f"unknown lexical tokenizer {tokenizer!r}; choose one of {TOKENIZERS}")
+        super().__init__(tokenizer)
+        self._tokens: dict[int, list[str]] = {}
+        self._model: Any = None
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def index(self, ids: np.ndarray, texts: list[str]) -> None:
+        for vid, text in zip(ids.tolist(), texts, strict=True):
+            self._tokens[int(vid)] = tokenize(text, self.tokenizer, pinyin=True)
+        self._model = None
+
+    def remove(self, ids: np.ndarray) -> int:
+        removed = sum(self._tokens.pop(int(vid), None) is not None for vid in ids.tolist())
+        if removed:
+            self._model = None
+        return removed
+
+    def _built(self) -> Any:
+        if self._model is None:
+            self._ids = np.fromiter(sorted(self._tokens), dtype=np.int64, count=len(self._tokens))
+            model = bm25s.BM25()
+            # an empty token keeps every document non-empty, as bm25s requires
+            model.index([self._tokens[int(v)] or [""] for v in self._ids], show_progress=False)
+            self._model = model
+        return self._model
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        empty = (np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
+        if not self._tokens:
+            return empty
+        model = self._built()
+        token_ids = model.get_tokens_ids(tokenize(query, self.tokenizer))
+        if not token_ids:
+            return empty
+        scores = model.get_scores_from_ids(token_ids)
+        k = min(k, int(np.count_nonzero(scores > 0)))
+        if k == 0:
+            return empty
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return scores[top].astype(np.float32), self._ids[top]
+
+    def save(self, folder: Path) -> None:
+        with (folder / self.file_names[0]).open("w", encoding="utf-8") as handle:
+            for vid, tokens in self._tokens.items():
+                handle.write(json.dumps([vid, tokens], ensure_ascii=False) + "\n")
+        model = self._built()
+        vocab = sorted(model.vocab_dict, key=model.vocab_dict.__getitem__)
+        with (folder / self.file_names[1]).open("wb") as handle:
+            np.savez(
+                handle,
+                ids=self._ids,
+                data=model.scores["data"],
+                indices=model.scores["indices"],
+                indptr=model.scores["indptr"],
+                num_docs=np.asarray(model.scores["num_docs"]),
+                vocab=np.asarray(json.dumps(vocab, ensure_ascii=False)),
+            )
+
+    def load(self, folder: Path) -> None:
+        try:
+            tokens: dict[int, list[str]] = {}
+            with (folder / self.file_names[0]).open(encoding="utf-8") as handle:
+                for line in handle:
+                    vid, words = json.loads(line)
+                    tokens[int(vid)] = words
+            with np.load(folder / self.file_names[1], allow_pickle=False) as saved:
+                model = bm25s.BM25()
+                model.scores = {
+                    "data": saved["data"],
+                    "indices": saved["indices"],
+                    "indptr": saved["indptr"],
+                    "num_docs": int(saved["num_docs"]),
+                }
+                vocab = json.loads(str(saved["vocab"]))
+                ids = saved["ids"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"lexical index unreadable ({type(exc).__name__}: {exc})"
+            ) from exc
+        if len(ids) != len(tokens) or set(ids.tolist()) != set(tokens):
+            raise IndexCorruptError("lexical index and its token lists disagree")
+        model.vocab_dict = {word: i for i, word in enumerate(vocab)}
+        model.nonoccurrence_array = None
+        self._tokens, self._ids, self._model = tokens, ids, model
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
+LEXICAL_BACKENDS: dict[str, type[LexicalIndex]] = {"bm25s": BM25sIndex}
+
+
+def create_lexical_index(backend: str, tokenizer: str) -> LexicalIndex:
+    """The lexical index named ``backend`` (see ``LEXICAL_BACKENDS``).
+
+    Args:
+        backend: e.g. ``"bm25s"``.
+        tokenizer: ``"jieba"`` or ``"bigram"``.
+
+    Returns:
+        An empty index.
+    """
+    try:
+        cls = LEXICAL_BACKENDS[backend]
+    except KeyError:
+        raise RagError(
+            f"unknown lexical backend {backend!r}; choose one of {sorted(LEXICAL_BACKENDS)}"
+        ) from None
+    return cls(tokenizer)
