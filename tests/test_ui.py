@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,6 +208,30 @@ def test_a_failed_opening_is_shown_and_questions_get_the_reason() -> None:
     assert "无法打开索引" in backend.status_text() and "/nowhere" in backend.status_text()
     reply = backend.reply("问题？", [], 5)
     assert "corpus folder not found" in reply.html and backend.articles() == []
+
+
+def test_questions_asked_while_the_index_builds_get_a_notice_then_the_answer(
+    fake: FakeRetriever,
+) -> None:
+    from ui.app import Handlers
+
+    gate = threading.Event()
+
+    def slow() -> Any:
+        gate.wait(10)
+        return fake
+
+    handlers = Handlers(ChatBackend(RetrieverService(slow, building=True).start()))
+    assert "首次启动" in handlers.backend.status_text()
+    assert handlers.backend.articles() == []
+    steps = handlers.answer("宝泰隆一矿的设计产能是多少？", [], [], 3)
+    messages, history = next(steps)
+    assert "nq-notice" in messages[-1]["content"] and history == []
+    gate.set()
+    messages, history = next(steps)
+    assert "nq-answer" in messages[-1]["content"] and len(messages) == 1
+    assert history == ["宝泰隆一矿的设计产能是多少？"]
+    assert "已就绪" in handlers.backend.status_text()
 
 
 def test_the_default_library_is_a_writable_copy_of_the_seeds(isolated_cache: Path) -> None:

@@ -184,7 +184,7 @@ class ChatBackend:
                 if data["building"]
                 else "正在载入模型与索引"
             )
-            progress = f"，嵌入进度 {data['progress']} 批" if data["progress"] else ""
+            progress = f"，嵌入{data['progress']}" if data["progress"] else ""
             return f"**请稍候**：{what}{progress}…… 已用 {data['seconds']:.0f} 秒"
         return (
             f"**已就绪**：{data['files']} 个文件、{data['articles']} 篇文章 · "

@@ -75,7 +75,7 @@ class LoadState:
         error: why opening failed ("" when it did not).
         seconds: time spent opening so far (or in total, once done).
         building: the index is being built from scratch (the slow first start).
-        progress: a live progress line while embedding, e.g. "嵌入 3/16", or "".
+        progress: where embedding stands while it runs, e.g. "第 2 轮 3/16 批", or "".
     """
 
     ready: bool
@@ -106,6 +106,7 @@ class RetrieverService:
         self._finished = 0.0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._bars_seen: list[int] = []  # progress bars met so far: one per embedding pass
 
     @classmethod
     def for_config(cls, config: Config) -> RetrieverService:
@@ -150,8 +151,20 @@ class RetrieverService:
             error=self._error,
             seconds=max(0.0, end - self._started) if self._started else 0.0,
             building=self._building,
-            progress="" if done else _live_progress(),
+            progress="" if done else self._progress(),
         )
+
+    def _progress(self) -> str:
+        """The running embedding pass and its batch count, from its progress bar."""
+        bar = _live_bar()
+        if bar is None:
+            return ""
+        key, position, total = bar
+        with self._start_lock:
+            if key not in self._bars_seen:
+                self._bars_seen.append(key)
+            number = self._bars_seen.index(key) + 1
+        return f"第 {number} 轮 {position}/{total} 批"
 
     def _open(self) -> None:
         if self._building:
@@ -173,14 +186,14 @@ class RetrieverService:
             print(f"newsqa chat: ready in {seconds:.1f} s ({count} articles)", flush=True)
 
 
-def _live_progress() -> str:
-    """The position of the embedding progress bar, when one is running (best effort)."""
+def _live_bar() -> tuple[int, int, int] | None:
+    """``(id, position, total)`` of the running embedding progress bar (best effort)."""
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-        return ""
+        return None
     for bar in list(getattr(tqdm, "_instances", ())):
         total = getattr(bar, "total", None)
-        if total:
-            return f"{bar.n}/{total}"
-    return ""
+        if total and getattr(bar, "desc", "") != "Loading weights":
+            return id(bar), int(bar.n), int(total)
+    return None
