@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,6 +16,17 @@ from .qa import QAPair
 from .scoring import QuestionResult, Report, summarise
 
 DEPTH = 10  # passages retrieved per question: the deepest cutoff of the metrics
+
+
+def _to_bool(text: str) -> bool:
+    if text.lower() in ("true", "yes", "on", "1"):
+        return True
+    if text.lower() in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+_CONVERTERS: dict[str, Callable[[str], object]] = {"int": int, "float": float, "bool": _to_bool}
 
 
 def parse_variations(specs: Iterable[str]) -> list[dict[str, object]]:
@@ -37,8 +48,7 @@ def parse_variations(specs: Iterable[str]) -> list[dict[str, object]]:
         key = key.strip().replace("-", "_")
         if not sep or key not in types:
             raise ValueError(f"--vary {spec!r}: expected KEY=V1,V2 with KEY one of {sorted(types)}")
-        kind = str(types[key])
-        convert = int if kind == "int" else float if kind == "float" else str
+        convert = _CONVERTERS.get(str(types[key]), str)
         axes.append([(key, convert(v.strip())) for v in values.split(",") if v.strip()])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 

@@ -41,10 +41,16 @@ def _clean_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that opens an index."""
     options = [
-        click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder of .txt/.md articles (default: the bundled seeds)."),
-        click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Where the index lives (default: under the user cache)."),
+        click.option(
+            "--folder",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder of .txt/.md articles (default: the bundled seeds).",
+        ),
+        click.option(
+            "--index-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where the index lives (default: under the user cache).",
+        ),
         click.option("--model", help="sentence-transformers model id or path."),
         click.option("--chunk-size", type=int, help="Characters per chunk."),
         click.option("--chunk-overlap", type=int, help="Characters shared by neighbouring chunks."),
@@ -81,8 +87,9 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("target", metavar="[FOLDER]", required=False,
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "target", metavar="[FOLDER]", required=False, type=click.Path(file_okay=False, path_type=Path)
+)
 @config_options
 @_clean_errors
 def index(target: Path | None, **options: Any) -> None:
@@ -98,8 +105,12 @@ def index(target: Path | None, **options: Any) -> None:
     )
     if report.rebuilt:
         click.echo(f"  rebuilt: {report.rebuilt}")
-    for label, names in (("added", report.added), ("changed", report.changed),
-                         ("deleted", report.deleted), ("skipped", report.skipped)):
+    for label, names in (
+        ("added", report.added),
+        ("changed", report.changed),
+        ("deleted", report.deleted),
+        ("skipped", report.skipped),
+    ):
         if names:
             click.echo(f"  {label}: {', '.join(names)}")
     click.echo(f"  embedded {report.embedded} chunks, removed {report.removed}")

@@ -68,8 +68,9 @@ class SentenceTransformerEmbedder(Embedder):
         self.name = model
         self.model = load_sentence_transformer(resolve_model_path(model))
         # renamed in sentence-transformers 5; keep both spellings working
-        dimension = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
+        dimension = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
         )
         self.dim = int(dimension() or 0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -345,7 +346,7 @@ class BM25sIndex(LexicalIndex):
                 }
                 vocab = json.loads(str(saved["vocab"]))
                 ids = saved["ids"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptError(
                 f"lexical index unreadable ({type(exc).__name__}: {exc})"
             ) from exc

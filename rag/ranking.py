@@ -12,8 +12,8 @@ from .records import Chunk
 SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # A quantity as the articles write it: digits, or Chinese numerals before a measure word.
-QUANTITY = re.compile(
-    r"\d|[一二两三四五六七八九十百千万亿几]+[个名项家台座条种次位人户所处辆架批元吨米倍成]"
+QUANTITY = re.compile(  # (?!河): 七台河 is a city, not "seven units"
+    r"\d|[一二两三四五六七八九十百千万亿几]+[个名项家台座条种次位人户所处辆架批元吨米倍成](?!河)"
 )
 QUANTITY_QUESTION = re.compile(
     r"多少|几|多大|多长|多高|多重|多远|how (?:many|much|long|large|big)", re.I

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class SentenceVectors:
         try:
             with np.load(folder / self.file_name, allow_pickle=False) as saved:
                 ids, counts, matrix = saved["ids"], saved["counts"], saved["vectors"]
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptError(f"sentence vectors unreadable ({exc})") from exc
         if int(counts.sum()) != len(matrix):
             raise IndexCorruptError("sentence vectors do not match their counts")

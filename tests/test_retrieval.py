@@ -19,7 +19,11 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 # (question, file, text the answering passage must contain)
 QUESTIONS = [
-    ("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", "000_e1705054eebe6bde.txt", "2800平方米"),
+    (
+        "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
+        "000_e1705054eebe6bde.txt",
+        "2800平方米",
+    ),
     ("宝泰隆一矿的设计产能是多少？", "000_e1705054eebe6bde.txt", "90万吨/年"),
     ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt", "签约项目141个"),
     ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt", "调车长"),
@@ -63,9 +67,20 @@ def test_answering_passage_in_top_3_and_cited(
     assert hit.sentence in hit.text and len(hit.sentence) < len(hit.text) + 1
 
 
-def test_best_sentence_points_at_the_answer(retriever: Retriever) -> None:
-    hit = retriever.retrieve("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", 1)[0]
-    assert "2800平方米" in hit.sentence
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("宝泰隆一矿的设计产能是多少？", "90万吨/年"),
+        ("关成亮在绥芬河站担任什么工作？", "调车长"),
+        ("七台河援助湖北孝感医疗队有多少名队员？", "12名"),
+    ],
+)
+def test_best_sentence_points_at_the_answer(
+    retriever: Retriever, question: str, answer: str
+) -> None:
+    hit = retriever.retrieve(question, 1)[0]
+    assert answer in hit.sentence
+    assert hit.text[hit.sentence_start : hit.sentence_end] == hit.sentence
 
 
 def test_empty_question_is_a_value_error(retriever: Retriever) -> None:
@@ -108,7 +123,9 @@ def small_retriever(with_model: Path, tmp_path: Path) -> Retriever:
 
 
 def test_an_added_document_is_answered_and_cited_at_once(small_retriever: Retriever) -> None:
-    article = "# 漠河北极村迎来首场降雪\n\n本报讯（记者丁）漠河北极村今年首场降雪厚度达到十八厘米。\n"
+    article = (
+        "# 漠河北极村迎来首场降雪\n\n本报讯（记者丁）漠河北极村今年首场降雪厚度达到十八厘米。\n"
+    )
     report = small_retriever.add_document("mohe.txt", article.encode("gb18030"))
     assert report.added == ["mohe.txt"] and report.embedded == 1
     hit = small_retriever.retrieve("北极村首场降雪有多厚？", k=1)[0]
@@ -131,8 +148,45 @@ def test_an_added_document_is_answered_and_cited_at_once(small_retriever: Retrie
 def test_a_bad_document_is_refused_and_changes_nothing(
     small_retriever: Retriever, name: str, data: bytes
 ) -> None:
-    before = (sorted(p.name for p in small_retriever.config.corpus.iterdir()), len(small_retriever.index))
+    before = (
+        sorted(p.name for p in small_retriever.config.corpus.iterdir()),
+        len(small_retriever.index),
+    )
     with pytest.raises(rag.UnreadableFileError, match=re.escape(name)):
         small_retriever.add_document(name, data)
-    after = (sorted(p.name for p in small_retriever.config.corpus.iterdir()), len(small_retriever.index))
+    after = (
+        sorted(p.name for p in small_retriever.config.corpus.iterdir()),
+        len(small_retriever.index),
+    )
     assert after == before
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["火星上有没有水？", "2022年世界杯冠军是哪支球队？", "What is the capital of Australia?"],
+)
+def test_off_topic_questions_are_answered_with_not_found(retriever: Retriever, question: str) -> None:
+    answer = retriever.ask(question)
+    assert not answer.found
+    assert answer.hits  # the closest candidates are still there, to show as weak
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["宝泰隆一矿的设计产能是多少？", "How many wind turbine sites did Wudalianchi select?"],
+)
+def test_answerable_questions_are_found(retriever: Retriever, question: str) -> None:
+    answer = retriever.ask(question)
+    assert answer.found and answer.sentence
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_every_mode_finds_a_chinese_factoid(retriever: Retriever, mode: str) -> None:
+    other = Retriever(retriever.config.with_(mode=mode), retriever.embedder, retriever.index)
+    hits = other.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3)
+    assert any("签约项目141个" in h.text for h in hits)
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Config(mode="semantic")

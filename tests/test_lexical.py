@@ -1,0 +1,79 @@
+"""Lexical search: Chinese tokenising, pinyin for English names, BM25 persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import IndexCorruptError
+from rag.lexical import BM25sIndex, create_lexical_index, tokenize
+
+TEXTS = [
+    "七台河冰雪经济产业园研创中心项目总建筑面积2800平方米。",
+    "绥芬河市2021年以来签约项目141个，签约额达到三百亿元。",
+    "五大连池市选取了614个风机点位，规划风电总装机容量3837.5MW。",
+]
+
+
+def test_jieba_tokens_are_words_without_stopwords() -> None:
+    tokens = tokenize("七台河冰雪经济产业园的总建筑面积是多少？", "jieba")
+    assert {"七台河", "产业园", "建筑面积"} <= set(tokens)
+    assert not {"的", "是", "多少", "？"} & set(tokens)
+
+
+def test_bigram_tokens_cover_every_pair_and_keep_numbers_whole() -> None:
+    assert tokenize("签约项目141个", "bigram") == ["签约", "约项", "项目", "141", "个"]
+
+
+def test_width_and_case_are_folded() -> None:
+    assert tokenize("ＧＤＰ增长５．２％", "jieba")[:2] == ["gdp", "增长"]
+
+
+def test_pinyin_lets_english_names_match_chinese_text() -> None:
+    index = BM25sIndex("jieba")
+    index.index(np.arange(3), TEXTS)
+    _, ids = index.search("How many wind turbine sites did Wudalianchi select?", 3)
+    assert ids.tolist()[:1] == [2]
+    _, ids = index.search("Suifenhe signed projects", 3)
+    assert ids.tolist()[:1] == [1]
+
+
+@pytest.mark.parametrize("tokenizer", ["jieba", "bigram"])
+def test_search_remove_and_save_load_round_trip(tokenizer: str, tmp_path: Path) -> None:
+    index = create_lexical_index("bm25s", tokenizer)
+    index.index(np.array([10, 11, 12]), TEXTS)
+    scores, ids = index.search("绥芬河签约了多少个项目", 2)
+    assert ids.tolist()[0] == 11 and scores[0] > 0
+    index.save(tmp_path)
+    loaded = create_lexical_index("bm25s", tokenizer)
+    loaded.load(tmp_path)
+    assert loaded.search("绥芬河签约了多少个项目", 2)[1].tolist() == ids.tolist()
+    assert loaded.remove(np.array([11, 99])) == 1
+    assert 11 not in loaded.search("绥芬河签约了多少个项目", 3)[1].tolist()
+    assert len(loaded) == 2
+
+
+def test_a_query_with_no_known_word_finds_nothing() -> None:
+    index = BM25sIndex("jieba")
+    index.index(np.arange(3), TEXTS)
+    scores, ids = index.search("火星", 3)
+    assert len(ids) == 0 and len(scores) == 0
+
+
+def test_damaged_files_raise_index_corrupt(tmp_path: Path) -> None:
+    index = BM25sIndex("jieba")
+    index.index(np.arange(3), TEXTS)
+    index.save(tmp_path)
+    path = tmp_path / index.file_names[1]
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(IndexCorruptError):
+        BM25sIndex("jieba").load(tmp_path)
+
+
+def test_unknown_backend_or_tokenizer_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="unknown lexical backend"):
+        create_lexical_index("whoosh", "jieba")
+    with pytest.raises(Exception, match="unknown lexical tokenizer"):
+        create_lexical_index("bm25s", "words")

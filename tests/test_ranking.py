@@ -1,0 +1,82 @@
+"""Ranking: query normalisation, fusion, the second stage and the answering sentence."""
+
+from __future__ import annotations
+
+from rag.ranking import (
+    Candidate,
+    QueryTerms,
+    fuse,
+    is_cross_lingual,
+    mark_sentences,
+    normalise_query,
+    rerank,
+    sentence_spans,
+)
+from rag.records import Chunk
+
+
+def _chunk(id: str, text: str, title: str = "标题") -> Chunk:
+    return Chunk(
+        id=id,
+        file="a.txt",
+        article_index=0,
+        title=title,
+        byline="",
+        start=0,
+        end=len(text),
+        line_start=1,
+        line_end=1,
+        text=text,
+    )
+
+
+def test_traditional_and_full_width_questions_are_folded() -> None:
+    assert (
+        normalise_query("七臺河冰雪經濟產業園總建築面積是多少？")
+        == "七台河冰雪经济产业园总建筑面积是多少?"
+    )
+    assert normalise_query("ＧＤＰ增長５．２％") == "GDP增长5.2%"
+
+
+def test_sentence_spans_keep_end_punctuation_and_closing_quotes() -> None:
+    text = "他说：“项目投产了。”  总投资10亿元！还有呢"
+    spans = sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == ["他说：“项目投产了。”", "总投资10亿元！", "还有呢"]
+
+
+def test_fusion_rewards_chunks_both_searches_found() -> None:
+    a, b, c = _chunk("a", "甲"), _chunk("b", "乙"), _chunk("c", "丙")
+    fused = fuse([(a, 0.9), (b, 0.8)], [(b, 7.0), (c, 5.0)])
+    assert [x.chunk.id for x in fused] == ["b", "a", "c"]
+    assert fused[0].dense == 0.8 and fused[0].lexical == 7.0
+
+
+def test_quantity_questions_prefer_the_sentence_stating_a_quantity() -> None:
+    terms = QueryTerms.of("老兵驿站设有几个功能区？")
+    assert terms.wants_quantity
+    assert terms.answers_quantity("老兵驿站设有展览区、会客区等六个功能区。")
+    assert not terms.answers_quantity("近日，七台河市首家老兵驿站揭牌。")
+
+
+def test_second_stage_lifts_the_chunk_whose_sentence_answers() -> None:
+    terms = QueryTerms.of("研创中心项目的总建筑面积是多少？")
+    topic = _chunk("topic", "研创中心项目正在加紧建设。工人们已开始进行室内装修。")
+    answer = _chunk("answer", "该项目总投资1000万元，总建筑面积2800平方米。")
+    candidates = fuse([(topic, 0.91), (answer, 0.90)], [(topic, 9.0), (answer, 8.0)])
+    mark_sentences(candidates, terms)
+    for c, cosines in zip(candidates, ([0.85, 0.80], [0.92]), strict=True):
+        c.sentence_cosines = cosines
+    assert [c.chunk.id for c in rerank(candidates, terms)][0] == "answer"
+
+
+def test_best_sentence_is_the_closest_in_meaning_nudged_by_literal_evidence() -> None:
+    c = Candidate(_chunk("x", "冰雪季临近，项目加紧建设。该项目总建筑面积2800平方米。"))
+    mark_sentences([c], QueryTerms.of("总建筑面积是多少？"))
+    c.sentence_cosines = [0.88, 0.87]
+    assert c.chunk.text[slice(*c.best_span)] == "该项目总建筑面积2800平方米。"
+
+
+def test_cross_lingual_questions_are_recognised() -> None:
+    assert is_cross_lingual("How many wind turbine sites did Wudalianchi select?")
+    assert not is_cross_lingual("五大连池选了多少个风机点位？")
+    assert not is_cross_lingual("GDP增长了多少？")
