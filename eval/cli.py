@@ -11,27 +11,62 @@ from rag import Config, RagError
 from rag.config import cache_dir
 
 from .qa import load_jsonl, load_squad, squad_corpus_dir
-from .report import markdown, plot_hit_curves, write_json
+from .report import markdown, markdown_tradeoff, plot_hit_curves, write_json
 from .run import evaluate, parse_variations
+from .scoring import abstention_tradeoff
+
+TRADEOFF_OFFSETS = [round(x * 0.02 - 0.12, 2) for x in range(13)]
 
 
 @click.command("eval")
 @click.argument("qa_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--squad", is_flag=True,
-              help="QA_FILE is SQuAD-format (e.g. CMRC 2018): every paragraph becomes a document.")
-@click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
-              help="Corpus folder of a JSONL set (default: the bundled seeds).")
-@click.option("--vary", "--compare", "vary", multiple=True, metavar="KEY=V1,V2",
-              help="Compare configurations, e.g. --compare mode=dense,lexical,hybrid "
-                   "--compare chunk_size=200,300 (cartesian product).")
+@click.option(
+    "--squad",
+    is_flag=True,
+    help="QA_FILE is SQuAD-format (e.g. CMRC 2018): every paragraph becomes a document.",
+)
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Corpus folder of a JSONL set (default: the bundled seeds).",
+)
+@click.option(
+    "--vary",
+    "--compare",
+    "vary",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Compare configurations, e.g. --compare mode=dense,lexical,hybrid "
+    "--compare chunk_size=200,300 (cartesian product).",
+)
 @click.option("--limit", type=int, help="Only the first N questions.")
-@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every figure as JSON here.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Draw Hit@k curves per configuration into this PNG.")
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every figure as JSON here.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw Hit@k curves per configuration into this PNG.",
+)
+@click.option(
+    "--tradeoff",
+    is_flag=True,
+    help="Also print the abstention trade-off around the configured thresholds.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def eval_command(qa_file: Path, squad: bool, folder: Path | None, vary: tuple[str, ...],
-                 limit: int | None, json_out: Path | None, plot: Path | None, quiet: bool) -> None:
+def eval_command(
+    qa_file: Path,
+    squad: bool,
+    folder: Path | None,
+    vary: tuple[str, ...],
+    limit: int | None,
+    json_out: Path | None,
+    plot: Path | None,
+    tradeoff: bool,
+    quiet: bool,
+) -> None:
     """Score retrieval on QA_FILE and print a Markdown report."""
     try:
         variations = parse_variations(vary)
@@ -48,6 +83,10 @@ def eval_command(qa_file: Path, squad: bool, folder: Path | None, vary: tuple[st
     except (RagError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(markdown(reports, title=qa_file.name))
+    if tradeoff:
+        for report in reports:
+            points = abstention_tradeoff(report.results, TRADEOFF_OFFSETS)
+            click.echo("\n" + markdown_tradeoff(points, report.name))
     if json_out:
         write_json(reports, json_out)
         click.echo(f"figures written to {json_out}")

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .scoring import CUTOFFS, LABELS, METRICS, Report
+from .scoring import CUTOFFS, LABELS, METRICS, Report, TradeoffPoint
 
 
 def _pct(value: float | None) -> str:
@@ -25,28 +25,48 @@ def markdown(reports: list[Report], title: str = "") -> str:
     """
     header = "| metric | " + " | ".join(r.name for r in reports) + " |"
     rule = "|---|" + "---:|" * len(reports)
-    rows = [f"| {LABELS[m]} | " + " | ".join(_pct(r.metrics[m]) for r in reports) + " |" for m in METRICS]
+    rows = [
+        f"| {LABELS[m]} | " + " | ".join(_pct(r.metrics[m]) for r in reports) + " |"
+        for m in METRICS
+    ]
     rows += [
-        "| unanswerable refused | " + " | ".join(_pct(r.refused_unanswerable) for r in reports) + " |",
-        "| answerable wrongly refused | " + " | ".join(_pct(r.refused_answerable) for r in reports) + " |",
+        "| unanswerable refused | "
+        + " | ".join(_pct(r.refused_unanswerable) for r in reports)
+        + " |",
+        "| answerable wrongly refused | "
+        + " | ".join(_pct(r.refused_answerable) for r in reports)
+        + " |",
         "| answer sentence | " + " | ".join(_pct(r.answer_sentence) for r in reports) + " |",
-        "| latency median (ms) | " + " | ".join(f"{r.latency_median_ms:.1f}" for r in reports) + " |",
+        "| latency median (ms) | "
+        + " | ".join(f"{r.latency_median_ms:.1f}" for r in reports)
+        + " |",
         "| latency p95 (ms) | " + " | ".join(f"{r.latency_p95_ms:.1f}" for r in reports) + " |",
     ]
     first = reports[0]
-    lines = [f"### {title}" if title else "", f"{first.questions} questions, {first.answerable} answerable", "",
-             header, rule, *rows]
+    lines = [
+        f"### {title}" if title else "",
+        f"{first.questions} questions, {first.answerable} answerable",
+        "",
+        header,
+        rule,
+        *rows,
+    ]
     types = sorted({t for r in reports for t in r.by_type})
     if len(types) > 1:
-        lines += ["", "By question type (Hit@1 / Hit@5 / MRR@10):", "",
-                  "| type | " + " | ".join(r.name for r in reports) + " |",
-                  "|---|" + "---:|" * len(reports)]
+        lines += [
+            "",
+            "By question type (Hit@1 / Hit@5 / MRR@10):",
+            "",
+            "| type | " + " | ".join(r.name for r in reports) + " |",
+            "|---|" + "---:|" * len(reports),
+        ]
         for kind in types:
             cells = []
             for r in reports:
                 m = r.by_type.get(kind)
                 cells.append(
-                    "–" if m is None
+                    "–"
+                    if m is None
                     else f"{m['hit_rate@1']:.2f} / {m['hit_rate@5']:.2f} / {m['mrr@10']:.2f}"
                 )
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
@@ -57,7 +77,12 @@ def write_json(reports: list[Report], path: Path) -> None:
     """All figures as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2), encoding="utf-8"
+        json.dumps(
+            [{k: v for k, v in asdict(r).items() if k != "results"} for r in reports],
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
     )
 
 
@@ -70,8 +95,12 @@ def plot_hit_curves(reports: list[Report], path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for report in reports:
-        axes.plot(CUTOFFS, [report.metrics[f"hit_rate@{k}"] for k in CUTOFFS], marker="o",
-                  label=report.name)
+        axes.plot(
+            CUTOFFS,
+            [report.metrics[f"hit_rate@{k}"] for k in CUTOFFS],
+            marker="o",
+            label=report.name,
+        )
     axes.set_xlabel("k")
     axes.set_ylabel("Hit@k")
     axes.set_xticks(CUTOFFS)
@@ -82,3 +111,32 @@ def plot_hit_curves(reports: list[Report], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def markdown_tradeoff(points: list[TradeoffPoint], name: str) -> str:
+    """The abstention trade-off of one configuration as a Markdown table.
+
+    Args:
+        points: from :func:`~eval.scoring.abstention_tradeoff`.
+        name: the configuration's name.
+
+    Returns:
+        Markdown text.
+    """
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"Abstention trade-off ({name}; offset added to the configured thresholds):",
+        "",
+        "| offset | answerable wrongly refused | unanswerable refused"
+        " | answer's document removed: refused |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.offset:+.2f} | {cell(p.answerable_refused)} | {cell(p.unanswerable_refused)}"
+        f" | {cell(p.removed_refused)} |"
+        for p in points
+    ]
+    return "\n".join(lines)

@@ -84,6 +84,8 @@ def run_pairs(
                 found=answer.found,
                 top_sentence=answer.sentence,
                 latency_ms=latency,
+                scores=[h.score for h in answer.hits],
+                threshold=answer.threshold,
             )
         )
     return results

@@ -51,6 +51,22 @@ class QuestionResult:
     found: bool
     top_sentence: str
     latency_ms: float
+    scores: list[float] = field(default_factory=list)  # of ``ranked``
+    threshold: float | None = None  # what ``found`` was decided against
+
+    def margin(self, exclude_answer_docs: bool = False) -> float | None:
+        """Top score minus the threshold (``None`` without a threshold or hits).
+
+        With ``exclude_answer_docs``, hits from the answer's own documents are skipped:
+        the margin the question would get were its documents not in the corpus.
+        """
+        if self.threshold is None:
+            return None
+        docs = {f.doc for f in self.pair.facts} if exclude_answer_docs else set()
+        kept = [
+            s for (_, file, _), s in zip(self.ranked, self.scores, strict=True) if file not in docs
+        ]
+        return kept[0] - self.threshold if kept else None
 
     def evidence_ranks(self) -> dict[str, int]:
         """1-based rank of the first chunk holding each fact (facts not found absent)."""
@@ -58,8 +74,10 @@ class QuestionResult:
         for rank, (_, file, text) in enumerate(self.ranked, start=1):
             for index, fact in enumerate(self.pair.facts):
                 key = f"fact{index}"
-                if key not in ranks and file == fact.doc and any(
-                    contains_evidence(text, t) for t in fact.texts
+                if (
+                    key not in ranks
+                    and file == fact.doc
+                    and any(contains_evidence(text, t) for t in fact.texts)
                 ):
                     ranks[key] = rank
         return ranks
@@ -80,6 +98,7 @@ class Report:
     latency_median_ms: float
     latency_p95_ms: float
     extra: dict[str, object] = field(default_factory=dict)
+    results: list[QuestionResult] = field(default_factory=list, repr=False)
 
 
 def ir_metrics(results: list[QuestionResult]) -> dict[str, float]:
@@ -149,4 +168,53 @@ def summarise(name: str, results: list[QuestionResult]) -> Report:
         answer_sentence=sum(sentence_hits) / len(sentence_hits) if sentence_hits else 0.0,
         latency_median_ms=statistics.median(latencies) if latencies else 0.0,
         latency_p95_ms=percentile(latencies, 0.95),
+        results=results,
     )
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """Refusal rates were every threshold moved by ``offset``."""
+
+    offset: float
+    answerable_refused: float
+    unanswerable_refused: float | None
+    removed_refused: float | None
+
+
+def abstention_tradeoff(results: list[QuestionResult], offsets: list[float]) -> list[TradeoffPoint]:
+    """The cost of each refusal threshold: answerable refused vs unanswerable answered.
+
+    Three groups: answerable questions (refusing them is wrong), unanswerable ones
+    (refusing is right) and answerable questions asked as if their documents were
+    removed from the corpus (their best hit from any *other* document; refusing is
+    right). The last stands in for re-indexing without the document: only the BM25
+    statistics of the removed document differ.
+
+    Args:
+        results: one configuration's results (with scores and thresholds).
+        offsets: shifts to apply to the configured thresholds, e.g. ``[-0.1, 0, 0.1]``.
+
+    Returns:
+        One point per offset.
+    """
+    answerable = [m for r in results if r.pair.answerable and (m := r.margin()) is not None]
+    unanswerable = [m for r in results if not r.pair.answerable and (m := r.margin()) is not None]
+    removed = [
+        m
+        for r in results
+        if r.pair.answerable and (m := r.margin(exclude_answer_docs=True)) is not None
+    ]
+
+    def refused(margins: list[float], offset: float) -> float | None:
+        return sum(m < offset for m in margins) / len(margins) if margins else None
+
+    return [
+        TradeoffPoint(
+            offset=offset,
+            answerable_refused=refused(answerable, offset) or 0.0,
+            unanswerable_refused=refused(unanswerable, offset),
+            removed_refused=refused(removed, offset),
+        )
+        for offset in offsets
+    ]

@@ -12,12 +12,14 @@ class Answer:
     """The reply to one question.
 
     ``found`` is ``False`` when the articles most likely do not hold the answer; the
-    hits are then only the closest candidates, to be shown as weak.
+    hits are then only the closest candidates, to be shown as weak. ``threshold`` is
+    ``None`` where no calibrated threshold exists (lexical mode).
     """
 
     question: str
     hits: list[Hit] = field(default_factory=list)
     found: bool = False
+    threshold: float | None = None  # the top-hit score ``found`` was decided against
 
     @property
     def best(self) -> Hit | None:

@@ -85,7 +85,7 @@ class Config:
     candidates: int = 30
     rerank: bool = True
     k: int = 5
-    min_score: float = 1.88
+    min_score: float = 1.84
     min_score_cross_lingual: float = 1.50
     max_question_chars: int = 2000
     batch_size: int = 32

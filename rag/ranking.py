@@ -22,6 +22,12 @@ QUANTITY_QUESTION = re.compile(
 QUESTION_WORDS = re.compile(
     r"是多少|多少|什么|哪些|哪个|哪里|哪|怎么|如何|为什么|吗|呢|请问|是否|几|谁|[？?。，,！!\s]"
 )
+# "X的Y是多少": Y is what is asked (总建筑面积, 设计产能); the sentence naming it is
+# the answer, while X (the topic) is often named only in an earlier sentence.
+FOCUS = re.compile(
+    r"的([\u4e00-\u9fff]{2,8}?)(?:是|有|为|达到|达|能达到)?"
+    r"(?:多少|几|什么|哪|怎样|如何|何时|多大|多长|多高|多远)"
+)
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 
 # Second-stage weights, chosen by a grid search on eval/qa_seeds.jsonl and confirmed on
@@ -30,10 +36,10 @@ RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 # literal evidence adds to it. Exact matching of the question's numbers was tried and
 # changed nothing on either set, so it is not a feature.
 W_SENTENCE_DENSE = 1.0  # cosine of the chunk's closest sentence to the question
-W_LEXICAL = 0.05  # BM25 score relative to the best candidate's
-W_SENTENCE = 0.2  # share of the question's bigrams found in the chunk's best sentence
+W_LEXICAL = 0.03  # BM25 score relative to the best candidate's
+W_SENTENCE = 0.15  # share of the question's bigrams found in the chunk's best sentence
 W_TITLE = 0.05  # share of the question's bigrams found in the article title
-W_QUANTITY = 0.02  # a "how much/many" question and a best sentence stating a quantity
+W_QUANTITY = 0.04  # a "how much/many" question and a best sentence stating a quantity
 # Within a chunk, the answering sentence is the closest in meaning, nudged by literal
 # evidence (shared words, the question's numbers).
 W_SENTENCE_LITERAL = 0.1
@@ -90,6 +96,7 @@ class QueryTerms:
     bigrams: frozenset[str]
     numbers: frozenset[str]
     wants_quantity: bool
+    focus: frozenset[str] = frozenset()  # bigrams of the attribute asked about
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
@@ -99,6 +106,9 @@ class QueryTerms:
             bigrams=frozenset(g for g in _bigrams(q) if " " not in g),
             numbers=frozenset(NUMBER.findall(q)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
+            focus=frozenset(
+                _bigrams(match.group(1)) if (match := FOCUS.search(fold(question))) else ()
+            ),
         )
 
     def overlap(self, text: str) -> float:
@@ -117,7 +127,10 @@ class QueryTerms:
 
     def sentence_score(self, sentence: str) -> float:
         """How well one sentence matches the question's words and numbers."""
+        folded = fold(sentence)
         score = self.overlap(sentence) + 0.5 * self.numbers_in(sentence)
+        if self.focus:
+            score += len(self.focus & _bigrams(folded)) / len(self.focus)
         if self.wants_quantity and not QUANTITY.search(fold(sentence)):
             score *= 0.5  # "how much/many" is answered by a sentence with a number
         return score

@@ -202,13 +202,19 @@ class Retriever:
             The :class:`Answer`: hits, best sentence, and ``found``.
         """
         hits = self.retrieve(question, k)
-        if self.config.mode == "lexical":
-            found = bool(hits)  # BM25 scores have no calibrated threshold
-        elif is_cross_lingual(question):
-            found = decide_found(hits, self.config.min_score_cross_lingual)
-        else:
-            found = decide_found(hits, self.config.min_score)
-        return Answer(question=question.strip(), hits=hits, found=found)
+        if self.config.mode == "lexical":  # BM25 scores have no calibrated threshold
+            return Answer(question=question.strip(), hits=hits, found=bool(hits))
+        threshold = (
+            self.config.min_score_cross_lingual
+            if is_cross_lingual(question)
+            else self.config.min_score
+        )
+        return Answer(
+            question=question.strip(),
+            hits=hits,
+            found=decide_found(hits, threshold),
+            threshold=threshold,
+        )
 
     def _embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode_queries([query])[0]
