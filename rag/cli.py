@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -18,7 +18,14 @@ from .records import Hit
 from .retrieval import Retriever, clean_question
 
 
-def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, *_: Any) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     click.echo(f"warning: {message}", err=True)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from types import ModuleType
+
+from .lexical import load_jieba
 
 __all__ = ["Topic", "contextualize", "is_english", "topic_of"]
 
@@ -248,17 +247,8 @@ def _replace_zh_pronoun(tokens: list[str], subject: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _jieba() -> ModuleType:
-    """jieba, imported (and silenced) on first use: it is slow to import."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba
-
-
 def _zh_tokens(text: str) -> list[str]:
-    return [t for t in _jieba().lcut(text) if t.strip()]
+    return [t for t in load_jieba().lcut(text) if t.strip()]
 
 
 # ----------------------------------------------------------------------------- English

@@ -6,12 +6,12 @@ import hashlib
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from .errors import CorpusError, UnreadableFileError
+from .lexical import load_jieba
 from .records import Article
 
 SUFFIXES = (".txt", ".md")
@@ -216,20 +216,12 @@ def _punctuation_free(line: str) -> bool:
     return not any(c in PROSE_PUNCT for c in line)
 
 
-@lru_cache(maxsize=1)
-def _jieba():  # type: ignore[no-untyped-def]
-    import jieba
-
-    jieba.setLogLevel(60)
-    return jieba
-
-
 def _word_spans(left: str, right: str) -> bool:
     """True when a dictionary word runs across the line break (e.g. 领|导)."""
     window = left[-4:] + right[:4]
     cut = len(left[-4:])
     position = 0
-    for token in _jieba().cut(window, HMM=False):
+    for token in load_jieba().cut(window, HMM=False):
         end = position + len(token)
         if position < cut < end:
             return True
@@ -385,7 +377,9 @@ def _assemble(paragraphs: list[_Paragraph], name: str) -> list[Article]:
     return _finish(drafts, name, page_byline)
 
 
-def _start_from_pending(start, pending: list[_Paragraph], para: _Paragraph) -> _Draft:  # type: ignore[no-untyped-def]
+def _start_from_pending(
+    start: Callable[[str, int], _Draft], pending: list[_Paragraph], para: _Paragraph
+) -> _Draft:
     """Start an article titled by the headings seen just before it (kicker + title)."""
     if pending:
         title = " ".join(p.text for p in pending)

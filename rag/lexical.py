@@ -160,7 +160,8 @@ def fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _jieba() -> Any:
+def load_jieba() -> Any:
+    """The jieba module, initialised once and quiet (it prints while loading)."""
     _require(JIEBA_AVAILABLE, "jieba")
     jieba.setLogLevel(60)  # no "Building prefix dict" chatter
     jieba.initialize()
@@ -189,7 +190,7 @@ def tokenize(text: str, tokenizer: str, pinyin: bool = False) -> list[str]:
         if not CJK.fullmatch(run):
             tokens.append(run)
         elif tokenizer == "jieba":
-            tokens.extend(_jieba().lcut_for_search(run))
+            tokens.extend(load_jieba().lcut_for_search(run))
         elif tokenizer == "bigram":
             tokens.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         else:
@@ -216,7 +217,7 @@ def _joined_latin_words(text: str) -> list[str]:
 def _pinyin_words(run: str) -> list[str]:
     _require(PYPINYIN_AVAILABLE, "pypinyin")
     words = []
-    for word in _jieba().lcut(run):
+    for word in load_jieba().lcut(run):
         if len(word) > 1:
             words.append(word)
             if len(word) > 2 and word[-1] in ADMIN_SUFFIXES:

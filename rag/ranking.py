@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from .lexical import fold
 from .records import Chunk
@@ -46,7 +47,7 @@ W_SENTENCE_LITERAL = 0.1
 
 
 @lru_cache(maxsize=1)
-def _to_simplified():  # type: ignore[no-untyped-def]
+def _to_simplified() -> Any:
     from opencc import OpenCC
 
     return OpenCC("t2s")

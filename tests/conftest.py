@@ -24,7 +24,9 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cache = tmp_path_factory.mktemp("cache")
     name = f"{DEFAULT_MODEL_DIRNAME}-r{DEFAULT_MODEL_REVISION}"
-    user_copy = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models" / name
+    user_copy = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models" / name
+    )
     if (user_copy / "modules.json").is_file():
         (cache / "models").mkdir()
         (cache / "models" / name).symlink_to(user_copy)

@@ -57,7 +57,9 @@ def test_sentence_punctuation_stays_with_its_sentence(seeds: dict[str, list]) ->
 def test_overlap_repeats_text_between_neighbours(seeds: dict[str, list]) -> None:
     chunks = chunk_articles(seeds[sorted(seeds)[0]], 150, 60)
     same_article = [
-        (a, b) for a, b in zip(chunks, chunks[1:], strict=False) if a.article_index == b.article_index
+        (a, b)
+        for a, b in zip(chunks, chunks[1:], strict=False)
+        if a.article_index == b.article_index
     ]
     assert any(b.start < a.end for a, b in same_article)
 

@@ -31,8 +31,17 @@ def test_index_then_ask_json(folder: Path, tmp_path: Path, with_model: Path) -> 
     assert "1 files" in result.output and "added: a.txt" in result.output
     result = runner.invoke(
         main,
-        ["ask", "冰雪大世界占地多大？", "--json", "-k", "1", "--folder", str(folder),
-         "--index-dir", str(tmp_path / "ix")],
+        [
+            "ask",
+            "冰雪大世界占地多大？",
+            "--json",
+            "-k",
+            "1",
+            "--folder",
+            str(folder),
+            "--index-dir",
+            str(tmp_path / "ix"),
+        ],
     )
     assert result.exit_code == 0, result.output
     [hit] = json.loads(result.output)

@@ -98,7 +98,9 @@ def test_gbk_file_is_decoded(tmp_path: Path) -> None:
 
 
 def test_traditional_characters_are_kept(tmp_path: Path) -> None:
-    (tmp_path / "trad.md").write_text("# 黑龍江新聞\n\n哈爾濱市舉辦冰雪節，遊客超過百萬人次。\n", encoding="utf-8")
+    (tmp_path / "trad.md").write_text(
+        "# 黑龍江新聞\n\n哈爾濱市舉辦冰雪節，遊客超過百萬人次。\n", encoding="utf-8"
+    )
     [article] = load_file(tmp_path / "trad.md")
     assert article.text == "哈爾濱市舉辦冰雪節，遊客超過百萬人次。"
 
@@ -129,7 +131,9 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_headings_split_a_markdown_file_into_articles() -> None:
-    text = "# 第一篇\n\n□文/摄 记者甲\n\n第一篇正文。\n\n## 第二篇\n\n本报讯（记者乙）第二篇正文。\n"
+    text = (
+        "# 第一篇\n\n□文/摄 记者甲\n\n第一篇正文。\n\n## 第二篇\n\n本报讯（记者乙）第二篇正文。\n"
+    )
     first, second = parse_articles(text, "x.md")
     assert (first.title, first.byline, first.text) == ("第一篇", "文/摄 记者甲", "第一篇正文。")
     assert (second.title, second.text) == ("第二篇", "第二篇正文。")

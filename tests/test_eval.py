@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pair(qid: str, facts: tuple[Fact, ...], answers: tuple[str, ...] = ("x",)) -> QAPair:
-    return QAPair(qid, "q?", answers if facts else (), facts, "factoid" if facts else "unanswerable")
+    return QAPair(
+        qid, "q?", answers if facts else (), facts, "factoid" if facts else "unanswerable"
+    )
 
 
-def _result(pair: QAPair, texts: list[str], found: bool = True, sentence: str = "") -> QuestionResult:
+def _result(
+    pair: QAPair, texts: list[str], found: bool = True, sentence: str = ""
+) -> QuestionResult:
     ranked = [(f"c{i}", "doc.txt", t) for i, t in enumerate(texts)]
     return QuestionResult(pair, ranked, found, sentence, latency_ms=10.0)
 
@@ -35,7 +39,9 @@ class TestRelevance:
         evidence = "总建筑面积2800平方米，包含四层办公区域"
         assert contains_evidence("该项目总投资1000万元，总建筑面积2800平方米，", evidence)
         assert contains_evidence("平方米，包含四层办公区域和两层生产车间。", evidence)
-        assert not contains_evidence("包含四层办公区域和两层生产车间。", "总建筑面积2800平方米，包含四层办公区域，另有")
+        assert not contains_evidence(
+            "包含四层办公区域和两层生产车间。", "总建筑面积2800平方米，包含四层办公区域，另有"
+        )
 
     def test_unrelated_text_is_not_relevant(self) -> None:
         assert not contains_evidence("七台河市开展招商考察", "总建筑面积2800平方米")
@@ -90,8 +96,27 @@ def test_loaders(tmp_path: Path) -> None:
     pairs = load_jsonl(ROOT / "eval" / "qa_seeds.jsonl")
     assert len(pairs) >= 60 and any(not p.answerable for p in pairs)
     assert any(len(p.facts) == 2 for p in pairs)
-    squad = {"data": [{"title": "标题", "id": "A", "paragraphs": [{"id": "P1", "context": "北京是首都。",
-              "qas": [{"id": "Q1", "question": "首都是哪里？", "answers": [{"text": "北京", "answer_start": 0}]}]}]}]}
+    squad = {
+        "data": [
+            {
+                "title": "标题",
+                "id": "A",
+                "paragraphs": [
+                    {
+                        "id": "P1",
+                        "context": "北京是首都。",
+                        "qas": [
+                            {
+                                "id": "Q1",
+                                "question": "首都是哪里？",
+                                "answers": [{"text": "北京", "answer_start": 0}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
     [pair] = load_squad(path, tmp_path / "docs")
@@ -117,9 +142,20 @@ def test_smoke_run_on_five_pairs(tmp_path: Path, with_model: Path) -> None:
     assert result.exit_code == 0, result.output
     text = result.output
     assert "5 questions, 4 answerable" in text
-    for label in ("Hit@1", "Hit@3", "Hit@5", "Hit@10", "MRR@10", "nDCG@10", "Recall@10",
-                  "unanswerable refused", "answerable wrongly refused", "answer sentence",
-                  "latency median (ms)", "latency p95 (ms)"):
+    for label in (
+        "Hit@1",
+        "Hit@3",
+        "Hit@5",
+        "Hit@10",
+        "MRR@10",
+        "nDCG@10",
+        "Recall@10",
+        "unanswerable refused",
+        "answerable wrongly refused",
+        "answer sentence",
+        "latency median (ms)",
+        "latency p95 (ms)",
+    ):
         assert f"| {label} |" in text
     [report] = json.loads(out.read_text(encoding="utf-8"))
     assert report["questions"] == 5 and 0 <= report["metrics"]["mrr@10"] <= 1

@@ -57,17 +57,29 @@ def test_build_then_reopen_embeds_nothing(config: Config) -> None:
     assert {c.text for c in again.chunks.values()} == {c.text for c in index.chunks.values()}
 
 
-def test_incremental_add_change_delete_reembeds_only_what_changed(config: Config, corpus: Path) -> None:
+def test_incremental_add_change_delete_reembeds_only_what_changed(
+    config: Config, corpus: Path
+) -> None:
     index, _ = _open(config)
     per_file = {name: len(entry.chunk_ids) for name, entry in index.files.items()}
-    (corpus / "d.txt").write_text("# 新文章\n\n黑河市口岸冬季开通冰上汽车运输通道。\n", encoding="utf-8")
-    (corpus / "b.txt").write_text(ARTICLES["b.txt"] + "\n七台河新建一座冰球馆。\n", encoding="utf-8")
+    (corpus / "d.txt").write_text(
+        "# 新文章\n\n黑河市口岸冬季开通冰上汽车运输通道。\n", encoding="utf-8"
+    )
+    (corpus / "b.txt").write_text(
+        ARTICLES["b.txt"] + "\n七台河新建一座冰球馆。\n", encoding="utf-8"
+    )
     (corpus / "c.md").unlink()
     index, report = _open(config)
     assert report.added == ["d.txt"] and report.changed == ["b.txt"] and report.deleted == ["c.md"]
-    assert report.embedded == len(index.files["d.txt"].chunk_ids) + len(index.files["b.txt"].chunk_ids)
+    assert report.embedded == len(index.files["d.txt"].chunk_ids) + len(
+        index.files["b.txt"].chunk_ids
+    )
     assert report.removed == per_file["b.txt"] + per_file["c.md"]
-    assert len(index.vectors) == len(index.chunks) == sum(len(e.chunk_ids) for e in index.files.values())
+    assert (
+        len(index.vectors)
+        == len(index.chunks)
+        == sum(len(e.chunk_ids) for e in index.files.values())
+    )
     texts = " ".join(c.text for c in index.chunks.values())
     assert "冰球馆" in texts and "绥芬河" not in texts
 
@@ -128,7 +140,9 @@ def test_killed_update_leaves_the_previous_index_loadable(
     assert report.changed == ["a.txt"]
 
 
-@pytest.mark.parametrize("damage", ["truncate_vectors", "truncate_chunks", "bad_manifest", "missing"])
+@pytest.mark.parametrize(
+    "damage", ["truncate_vectors", "truncate_chunks", "bad_manifest", "missing"]
+)
 def test_corrupt_index_is_detected_and_rebuilt(config: Config, damage: str) -> None:
     index, _ = _open(config)
     folder = config.index_path

@@ -18,7 +18,15 @@ SEEDS = ROOT / "seeds"
 QA_FILE = ROOT / "eval" / "qa_seeds.jsonl"
 
 REQUIRED = ("id", "question", "answer", "doc", "evidence", "type")
-TYPES = {"factoid", "paraphrase", "numeric", "english", "two_fact", "unanswerable", "disambiguation"}
+TYPES = {
+    "factoid",
+    "paraphrase",
+    "numeric",
+    "english",
+    "two_fact",
+    "unanswerable",
+    "disambiguation",
+}
 MIN_PAIRS = 60
 MIN_ANSWERABLE_PER_FILE = 8
 
