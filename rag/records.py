@@ -60,6 +60,19 @@ class Chunk:
         """What is embedded: the passage with its article title as context."""
         return f"{self.title}\n{self.text}" if self.title else self.text
 
+    @property
+    def citation(self) -> Citation:
+        """Where this chunk comes from, as a hit cites it."""
+        return Citation(
+            file=self.file,
+            title=self.title,
+            byline=self.byline,
+            line_start=self.line_start,
+            line_end=self.line_end,
+            start=self.start,
+            end=self.end,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

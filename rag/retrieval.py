@@ -25,7 +25,7 @@ from .ranking import (
     normalise_query,
     rerank,
 )
-from .records import Citation, Hit
+from .records import Hit
 
 
 class QuestionTooLongWarning(UserWarning):
@@ -234,15 +234,7 @@ def _hit(rank: int, candidate: Candidate) -> Hit:
         rank=rank,
         score=candidate.score,
         text=chunk.text,
-        citation=Citation(
-            file=chunk.file,
-            title=chunk.title,
-            byline=chunk.byline,
-            line_start=chunk.line_start,
-            line_end=chunk.line_end,
-            start=chunk.start,
-            end=chunk.end,
-        ),
+        citation=chunk.citation,
         chunk_id=chunk.id,
         sentence_start=start,
         sentence_end=end,
