@@ -13,7 +13,7 @@ class Answer:
 
     ``found`` is ``False`` when the articles most likely do not hold the answer; the
     hits are then only the closest candidates, to be shown as weak. ``threshold`` is
-    ``None`` where no calibrated threshold exists (lexical mode).
+    ``None`` where no calibrated threshold exists (lexical mode, or no second stage).
     """
 
     question: str

@@ -202,7 +202,8 @@ class Retriever:
             The :class:`Answer`: hits, best sentence, and ``found``.
         """
         hits = self.retrieve(question, k)
-        if self.config.mode == "lexical":  # BM25 scores have no calibrated threshold
+        if self.config.mode == "lexical" or not self.config.rerank:
+            # thresholds are calibrated on the second stage's scores, which need the model
             return Answer(question=question.strip(), hits=hits, found=bool(hits))
         threshold = (
             self.config.min_score_cross_lingual
