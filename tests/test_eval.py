@@ -11,7 +11,13 @@ from click.testing import CliRunner
 from eval.cli import eval_command
 from eval.qa import Fact, QAPair, load_jsonl, load_squad
 from eval.run import parse_variations
-from eval.scoring import QuestionResult, contains_evidence, ir_metrics, summarise
+from eval.scoring import (
+    QuestionResult,
+    abstention_tradeoff,
+    contains_evidence,
+    ir_metrics,
+    summarise,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +88,23 @@ class TestMetrics:
         report = summarise("x", [answered, refused, right_refusal, wrong_answer])
         assert report.refused_unanswerable == 0.5 and report.refused_answerable == 0.5
         assert report.answer_sentence == 0.5 and report.answerable == 2
+
+
+def test_abstention_tradeoff_counts_each_group_at_each_offset() -> None:
+    fact = Fact("doc.txt", ("答案",))
+
+    def scored(pair: QAPair, files: list[str], scores: list[float]) -> QuestionResult:
+        ranked = [(f"c{i}", f, "答案" if f == "doc.txt" else "无关") for i, f in enumerate(files)]
+        return QuestionResult(pair, ranked, True, "", 1.0, scores=scores, threshold=1.0)
+
+    strong = scored(_pair("a1", (fact,)), ["doc.txt", "x.txt"], [1.3, 0.9])
+    weak = scored(_pair("a2", (fact,)), ["doc.txt", "y.txt"], [1.05, 1.02])
+    unanswerable = scored(_pair("u1", ()), ["x.txt"], [0.97])
+    low, zero, high = abstention_tradeoff([strong, weak, unanswerable], [-0.1, 0.0, 0.1])
+    # margins: answerable 0.3, 0.05; unanswerable -0.03; answer's doc removed -0.1, 0.02
+    assert (zero.answerable_refused, zero.unanswerable_refused, zero.removed_refused) == (0, 1, 0.5)
+    assert (low.answerable_refused, low.unanswerable_refused, low.removed_refused) == (0, 0, 0)
+    assert (high.answerable_refused, high.unanswerable_refused, high.removed_refused) == (0.5, 1, 1)
 
 
 def test_parse_variations_cartesian() -> None:
