@@ -310,6 +310,7 @@ class CorpusIndex:
                 "format_version": FORMAT_VERSION,
                 "params": self.config.index_params(),
                 "vector_backend": self.vectors.backend,
+                "vectors": self.vectors.describe(),  # the index type and parameters in use
                 "lexical_backend": self.lexical.backend,
                 "model": self.embedder.name,
                 "dim": self.embedder.dim,
