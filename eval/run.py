@@ -73,6 +73,7 @@ def run_pairs(
         One result per pair.
     """
     results = []
+    retriever.clear_cache()  # time every configuration from the same, cold, query cache
     for pair in tqdm(pairs, desc=label or "questions", disable=not progress, unit="q"):
         start = time.perf_counter()
         answer = retriever.ask(pair.question, DEPTH)

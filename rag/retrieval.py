@@ -146,6 +146,10 @@ class Retriever:
                 target.unlink(missing_ok=True)
                 raise
 
+    def clear_cache(self) -> None:
+        """Forget cached question vectors (e.g. before timing a run of questions)."""
+        self.embedder.query_cache.clear()
+
     def articles(self) -> list[tuple[str, str]]:
         """The indexed articles as ``(file, title)`` pairs, in corpus order."""
         with self._lock:
