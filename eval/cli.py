@@ -85,6 +85,8 @@ def eval_command(
     click.echo(markdown(reports, title=qa_file.name))
     if tradeoff:
         for report in reports:
+            if all(r.threshold is None for r in report.results):
+                continue  # this configuration has no calibrated threshold to move
             points = abstention_tradeoff(report.results, TRADEOFF_OFFSETS)
             click.echo("\n" + markdown_tradeoff(points, report.name))
     if json_out:
