@@ -87,6 +87,7 @@ def run_pairs(
                 latency_ms=latency,
                 scores=[h.score for h in answer.hits],
                 threshold=answer.threshold,
+                fits=[h.fits_question for h in answer.hits],
             )
         )
     return results

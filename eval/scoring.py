@@ -53,20 +53,28 @@ class QuestionResult:
     latency_ms: float
     scores: list[float] = field(default_factory=list)  # of ``ranked``
     threshold: float | None = None  # what ``found`` was decided against
+    fits: list[bool] = field(default_factory=list)  # of ``ranked``: holds the asked-for form
 
     def margin(self, exclude_answer_docs: bool = False) -> float | None:
         """Top score minus the threshold (``None`` without a threshold or hits).
 
         With ``exclude_answer_docs``, hits from the answer's own documents are skipped:
-        the margin the question would get were its documents not in the corpus.
+        the margin the question would get were its documents not in the corpus. A top
+        hit without the kind of answer asked for is refused at any threshold (``-inf``).
         """
         if self.threshold is None:
             return None
         docs = {f.doc for f in self.pair.facts} if exclude_answer_docs else set()
+        fits = self.fits or [True] * len(self.ranked)
         kept = [
-            s for (_, file, _), s in zip(self.ranked, self.scores, strict=True) if file not in docs
+            (score, fit)
+            for (_, file, _), score, fit in zip(self.ranked, self.scores, fits, strict=True)
+            if file not in docs
         ]
-        return kept[0] - self.threshold if kept else None
+        if not kept:
+            return None
+        score, fit = kept[0]
+        return score - self.threshold if fit else float("-inf")
 
     def evidence_ranks(self) -> dict[str, int]:
         """1-based rank of the first chunk holding each fact (facts not found absent)."""

@@ -1,4 +1,4 @@
-"""Answering: the hits, the one sentence that best answers, and whether the articles answer at all."""
+"""Answering: the hits, the sentence that best answers, and whether the articles answer at all."""
 
 from __future__ import annotations
 
@@ -32,14 +32,20 @@ class Answer:
         return self.hits[0].sentence if self.hits else ""
 
 
-def decide_found(hits: list[Hit], min_score: float) -> bool:
-    """Whether the top hit is relevant enough to count as an answer.
+def decide_found(hits: list[Hit], min_score: float | None) -> bool:
+    """Whether the top hit counts as an answer.
+
+    It must score at least the calibrated threshold (when there is one) and its
+    answering sentence must hold the kind of answer asked for: a passage about the right
+    project that never states its 总投资 does not answer 「…的总投资是多少？」.
 
     Args:
         hits: ranked hits.
-        min_score: the calibrated threshold on the top hit's score.
+        min_score: the calibrated threshold on the top hit's score, or ``None``.
 
     Returns:
         True when the articles are taken to answer the question.
     """
-    return bool(hits) and hits[0].score >= min_score
+    if not hits or not hits[0].fits_question:
+        return False
+    return min_score is None or hits[0].score >= min_score

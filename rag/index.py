@@ -118,6 +118,7 @@ class CorpusIndex:
             config.lexical_backend, config.lexical_tokenizer
         )
         self.chunks: dict[int, Chunk] = {}
+        self._articles: dict[tuple[str, int], list[Chunk]] | None = None  # built on demand
         self.files: dict[str, FileEntry] = {}
         self.next_id = 0
 
@@ -180,7 +181,8 @@ class CorpusIndex:
             if manifest.get("params") != self.config.index_params():
                 return _describe_param_change(manifest.get("params", {}), self.config)
             if manifest.get("dim") != self.embedder.dim:
-                return f"vector size {manifest.get('dim')} differs from the model's {self.embedder.dim}"
+                dim = manifest.get("dim")
+                return f"vector size {dim} differs from the model's {self.embedder.dim}"
             self._read_components(manifest)
         except IndexCorruptError as exc:
             return f"index is corrupt ({exc})"
@@ -212,6 +214,7 @@ class CorpusIndex:
                 f" for {len(chunks)} chunk records"
             )
         self.chunks = chunks
+        self._articles = None
         self.files = {name: FileEntry(**entry) for name, entry in manifest["files"].items()}
         self.next_id = int(manifest["next_id"])
 
@@ -280,6 +283,7 @@ class CorpusIndex:
             [c.id for c in new_chunks], [len(group) for group in sentences], sentence_vectors
         )
         self.chunks.update(zip(new_ids.tolist(), new_chunks, strict=True))
+        self._articles = None
         self.files.update(to_embed)
         report.embedded = len(new_chunks)
         return report
@@ -360,6 +364,19 @@ class CorpusIndex:
         """
         scores, ids = self.lexical.search(query, k)
         return [(self.chunks[int(v)], float(s)) for s, v in zip(scores, ids, strict=True)]
+
+    def mentions(self, name: str) -> bool:
+        """Whether any indexed text names ``name`` or a word of it (佳木斯 of 佳木斯市)."""
+        return self.lexical.knows(name)
+
+    def article_chunks(self, chunk: Chunk) -> list[Chunk]:
+        """All chunks of the article ``chunk`` belongs to."""
+        if self._articles is None:
+            articles: dict[tuple[str, int], list[Chunk]] = {}
+            for c in self.chunks.values():
+                articles.setdefault((c.file, c.article_index), []).append(c)
+            self._articles = articles
+        return self._articles.get((chunk.file, chunk.article_index), [chunk])
 
     def __len__(self) -> int:
         return len(self.chunks)

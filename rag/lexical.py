@@ -1,4 +1,4 @@
-"""Lexical index: BM25 (bm25s) over Chinese words (jieba) or character bigrams, chosen by a factory."""
+"""Lexical index: BM25 (bm25s) over Chinese words (jieba) or character bigrams."""
 
 from __future__ import annotations
 
@@ -246,6 +246,10 @@ class LexicalIndex:
         """Top ``k`` (scores, ids) for ``query``, best first (fewer when few match)."""
         raise NotImplementedError
 
+    def knows(self, text: str) -> bool:
+        """Whether any word of ``text`` (two characters or more) occurs in an indexed text."""
+        raise NotImplementedError
+
     def save(self, folder: Path) -> None:
         """Write the index files (``file_names``) into ``folder``."""
         raise NotImplementedError
@@ -312,6 +316,13 @@ class BM25sIndex(LexicalIndex):
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return scores[top].astype(np.float32), self._ids[top]
+
+    def knows(self, text: str) -> bool:
+        model = self._built() if self._tokens else None
+        if model is None:
+            return False
+        words = [t for t in tokenize(text, self.tokenizer) if len(t) >= 2]
+        return any(w in model.vocab_dict for w in words)
 
     def save(self, folder: Path) -> None:
         with (folder / self.file_names[0]).open("w", encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-"""Ranking: query normalisation, fusion of dense and lexical results, and the sentence-level second stage."""
+"""Ranking: query normalisation, fusion of dense and lexical results, the second stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .lexical import fold
+from .lexical import fold, load_jieba
 from .records import Chunk
 
 SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
@@ -25,10 +25,47 @@ QUESTION_WORDS = re.compile(
 )
 # "X的Y是多少": Y is what is asked (总建筑面积, 设计产能); the sentence naming it is
 # the answer, while X (the topic) is often named only in an earlier sentence.
+# An aggregate named without 的 (项目总投资是多少) is asked about just the same.
 FOCUS = re.compile(
-    r"的([\u4e00-\u9fff]{2,8}?)(?:是|有|为|达到|达|能达到)?"
+    r"(?:的|(?=总))([\u4e00-\u9fff]{2,8}?)(?:是|有|为|达到|达|能达到)?"
     r"(?:多少|几|什么|哪|怎样|如何|何时|多大|多长|多高|多远)"
 )
+# "多少名/几个/多少万吨": the measure word after the question word says what kind of
+# number answers; words in one group answer alike (a question's 人 by the article's 名).
+UNIT_GROUPS = ("名人位", "个项家户所", "元钱块美港欧镑", "平", "吨", "件", "米", "斤",
+               "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
+               "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
+               "期", "场", "篇")  # fmt: skip
+# 哪几座/哪几个 ask for names, not a number.
+MEASURE_WORDS = "".join(UNIT_GROUPS)
+UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9fff])")
+NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
+# "哪天/什么时候/何时": answered by a sentence that states a date or time.
+DATE_QUESTION = re.compile(
+    r"哪天|哪一天|什么时候|何时|哪年|哪一年|几月|几号|几点|什么时间|哪个月|when", re.I
+)
+DATE = re.compile(
+    r"\d+\s*(?:年|月|日|号|时|点)|[一二三四五六七八九十]+(?:月|日)|今年|去年|明年|年底|年初|年内|月底|月初"
+    r"|上旬|中旬|下旬|春节|国庆|元旦|\b(?:19|20)\d\d\b"
+    # eras, ages and times of day answer "when" as well (二十世纪初期, 十八岁, 早上)
+    r"|世纪|年代|时期|时候|岁|季|早上|晚上|上午|下午|中午|凌晨|夜|周|星期|之后|以后"
+)
+# "谁/哪位/who" is answered by a sentence naming a person.
+PERSON_QUESTION = re.compile(r"谁|哪位|何人|\bwho(?:m|se)?\b", re.I)
+# jieba part-of-speech tags: person names; place and organisation names.
+PERSON_TAGS = frozenset({"nr", "nrt", "nrfg"})
+NAME_TAGS = frozenset({"ns", "nt"})
+# Words jieba tags as places that name no particular one.
+GENERIC_PLACES = frozenset(
+    ["城市", "全国", "全省", "全市", "全县", "国内", "国外", "海外", "境内", "境外", "地区", "当地",
+     "本地", "农村", "城乡", "乡村", "省内", "市内", "县城", "中外", "各地", "外地", "城区", "市区",
+     "基层", "社区"]
+)  # fmt: skip
+# Words between the attribute and the question word that are not the attribute.
+FILLER_WORDS = frozenset(
+    ["大约", "大概", "一共", "共", "约", "总共", "预计", "能", "可", "可以", "将", "会", "到", "了",
+     "到了", "达", "已", "已经", "目前", "分别", "各"]
+)  # fmt: skip
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
 
 # Second-stage weights, chosen by a grid search on eval/qa_seeds.jsonl and confirmed on
@@ -41,6 +78,7 @@ W_LEXICAL = 0.03  # BM25 score relative to the best candidate's
 W_SENTENCE = 0.15  # share of the question's bigrams found in the chunk's best sentence
 W_TITLE = 0.05  # share of the question's bigrams found in the article title
 W_QUANTITY = 0.04  # a "how much/many" question and a best sentence stating a quantity
+W_FITS = 0.05  # the best sentence holds the asked-for form (see QueryTerms.fits)
 # Within a chunk, the answering sentence is the closest in meaning, nudged by literal
 # evidence (shared words, the question's numbers).
 W_SENTENCE_LITERAL = 0.1
@@ -98,6 +136,11 @@ class QueryTerms:
     numbers: frozenset[str]
     wants_quantity: bool
     focus: frozenset[str] = frozenset()  # bigrams of the attribute asked about
+    attribute: str = ""  # the attribute a "how much" question asks about (总投资), if any
+    unit: str = ""  # measure words that answer a "how many" question ("名人位"), if said
+    wants_date: bool = False  # "when" questions are answered by a date
+    wants_person: bool = False  # "who" questions are answered by a person's name
+    names: frozenset[str] = frozenset()  # places and organisations the question names
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
@@ -110,7 +153,38 @@ class QueryTerms:
             focus=frozenset(
                 _bigrams(match.group(1)) if (match := FOCUS.search(fold(question))) else ()
             ),
+            attribute=_asked_attribute(question),
+            unit=_asked_unit(question),
+            wants_date=bool(DATE_QUESTION.search(question)),
+            wants_person=bool(PERSON_QUESTION.search(question)),
+            names=frozenset(_tagged_words(question, NAME_TAGS)) - GENERIC_PLACES,
         )
+
+    def fits(self, sentence: str) -> bool:
+        """Whether ``sentence`` holds the kind of answer asked for.
+
+        A question that names a measure word needs a number with it ("12名" for 多少名),
+        one that asks how much of an attribute ("…的总投资是多少") needs it named, a "when"
+        question needs a date. Questions that ask for none of these fit any sentence.
+        """
+        folded = fold(sentence)
+        # 几个 is answered by any measure word (3名子女)
+        unit = MEASURE_WORDS if self.unit == UNIT_GROUPS[1] else self.unit
+        if unit and not re.search(f"{NUMERAL}[{unit}]", folded):
+            return False
+        if self.attribute and not self._names_attribute(folded):
+            return False
+        if self.wants_person and not _names_a_person(folded):
+            return False
+        return not self.wants_date or bool(DATE.search(folded))
+
+    def _names_attribute(self, folded: str) -> bool:
+        """The asked attribute is named: a total (总投资) exactly, others by half their bigrams
+        (人口数 by 人口, 经纬度 by 纬度)."""
+        if self.attribute.startswith("总"):
+            return self.attribute in folded
+        wanted = _bigrams(self.attribute)
+        return 2 * len(wanted & _bigrams(folded)) >= len(wanted)
 
     def overlap(self, text: str) -> float:
         """Share of the question's bigrams that occur in ``text`` (0–1)."""
@@ -126,15 +200,66 @@ class QueryTerms:
         """How many of the question's numbers occur in ``text``."""
         return len(self.numbers & set(NUMBER.findall(fold(text)))) if self.numbers else 0
 
-    def sentence_score(self, sentence: str) -> float:
-        """How well one sentence matches the question's words and numbers."""
+    def sentence_score(self, sentence: str, fits: bool | None = None) -> float:
+        """How well one sentence matches the question's words and numbers.
+
+        ``fits`` is :meth:`fits` of the sentence when already known.
+        """
         folded = fold(sentence)
         score = self.overlap(sentence) + 0.5 * self.numbers_in(sentence)
         if self.focus:
             score += len(self.focus & _bigrams(folded)) / len(self.focus)
         if self.wants_quantity and not QUANTITY.search(fold(sentence)):
             score *= 0.5  # "how much/many" is answered by a sentence with a number
+        if self.asks_form and (self.fits(sentence) if fits is None else fits):
+            score += 1.0  # the sentence holds what is asked: a number with its unit …
         return score
+
+    @property
+    def asks_form(self) -> bool:
+        """Whether the question says what form its answer takes (unit, attribute, date)."""
+        return bool(self.unit or self.attribute or self.wants_date or self.wants_person)
+
+
+def _tagged_words(text: str, tags: frozenset[str]) -> list[str]:
+    """Words of ``text`` of two or more characters whose jieba part of speech is in ``tags``."""
+    load_jieba()
+    import jieba.posseg
+
+    return [w.word for w in jieba.posseg.lcut(text) if w.flag in tags and len(w.word) >= 2]
+
+
+@lru_cache(maxsize=65536)
+def _names_a_person(sentence: str) -> bool:
+    """Whether jieba finds a person's name in ``sentence`` (cached: tagging is slow)."""
+    return bool(_tagged_words(sentence, PERSON_TAGS))
+
+
+def _asked_attribute(question: str) -> str:
+    """The attribute a "how much" question asks about: 总投资 in 「项目的总投资是多少」.
+
+    The last content word before the question word (a leading 总 kept with it);
+    "" for questions that ask no quantity or name no attribute.
+    """
+    folded = fold(question)
+    match = FOCUS.search(folded)
+    if not match or not QUANTITY_QUESTION.search(folded) or DATE_QUESTION.search(folded):
+        return ""  # 几点/几月 ask for a time, not an amount
+    words = [w for w in load_jieba().lcut(match.group(1)) if w not in FILLER_WORDS]
+    while words and len(words[-1]) < 2:
+        words.pop()
+    if not words:
+        return ""
+    total = "总" if len(words) > 1 and words[-2] == "总" else ""
+    return total + words[-1]
+
+
+def _asked_unit(question: str) -> str:
+    """The measure-word group a "how many" question names ("" when it names none)."""
+    match = UNIT_QUESTION.search(fold(question))
+    if not match:
+        return ""
+    return next((group for group in UNIT_GROUPS if match.group(1) in group), "")
 
 
 @dataclass
@@ -149,6 +274,7 @@ class Candidate:
     spans: list[tuple[int, int]] = field(default_factory=list)
     sentence_scores: list[float] = field(default_factory=list)  # literal match
     sentence_cosines: list[float] = field(default_factory=list)  # meaning, when stored
+    sentence_fits: list[bool] = field(default_factory=list)  # holds the asked-for form
 
     @property
     def best_sentence(self) -> int:
@@ -160,6 +286,16 @@ class Candidate:
                 for cos, lit in zip(self.sentence_cosines, scores, strict=True)
             ]
         return max(range(len(scores)), key=scores.__getitem__) if scores else 0
+
+    @property
+    def fits(self) -> bool:
+        """Whether a sentence of the passage holds the kind of answer asked for."""
+        return any(self.sentence_fits) if self.sentence_fits else True
+
+    @property
+    def best_fits(self) -> bool:
+        """Whether the best sentence holds the kind of answer asked for."""
+        return self.sentence_fits[self.best_sentence] if self.sentence_fits else True
 
     @property
     def best_span(self) -> tuple[int, int]:
@@ -196,7 +332,12 @@ def mark_sentences(candidates: list[Candidate], terms: QueryTerms) -> None:
     """Split each candidate into sentences and score them against the question."""
     for c in candidates:
         c.spans = sentence_spans(c.chunk.text)
-        c.sentence_scores = [terms.sentence_score(c.chunk.text[a:b]) for a, b in c.spans]
+        sentences = [c.chunk.text[a:b] for a, b in c.spans]
+        c.sentence_fits = [terms.fits(text) for text in sentences]
+        c.sentence_scores = [
+            terms.sentence_score(text, fits)
+            for text, fits in zip(sentences, c.sentence_fits, strict=True)
+        ]
 
 
 def rerank(candidates: list[Candidate], terms: QueryTerms) -> list[Candidate]:
@@ -226,5 +367,6 @@ def rerank(candidates: list[Candidate], terms: QueryTerms) -> list[Candidate]:
             + W_SENTENCE * terms.overlap(sentence)
             + W_TITLE * terms.overlap(c.chunk.title)
             + W_QUANTITY * terms.answers_quantity(sentence)
+            + W_FITS * (terms.asks_form and c.best_fits)
         )
     return sorted(candidates, key=lambda c: -c.score)

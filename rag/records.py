@@ -107,6 +107,8 @@ class Hit:
     """One retrieved passage with its citation and the sentence that best answers.
 
     ``sentence_start``/``sentence_end`` are offsets into ``text`` of that sentence.
+    ``fits_question`` is ``False`` when that sentence lacks the kind of answer the
+    question asks for (a number with the asked unit, the asked attribute, a date).
     """
 
     rank: int
@@ -116,6 +118,7 @@ class Hit:
     chunk_id: str
     sentence_start: int = 0
     sentence_end: int = 0
+    fits_question: bool = True
     extra: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property

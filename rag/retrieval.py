@@ -16,6 +16,7 @@ from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
 from .errors import CorpusError, QuestionError
 from .index import CorpusIndex, UpdateReport
+from .lexical import fold, tokenize
 from .ranking import (
     Candidate,
     QueryTerms,
@@ -25,7 +26,7 @@ from .ranking import (
     normalise_query,
     rerank,
 )
-from .records import Hit
+from .records import Chunk, Hit
 
 
 class QuestionTooLongWarning(UserWarning):
@@ -186,8 +187,14 @@ class Retriever:
                 else []
             )
             lexical = self.index.lexical_search(query, pool) if mode != "dense" else []
+            # places and organisations named in the question that some article names
+            # (jieba's tags are noisy: a "name" no article uses is no evidence)
+            names = [name for name in terms.names if self.index.mentions(name)]
         candidates = fuse(dense, lexical)[:pool]
         mark_sentences(candidates, terms)
+        for c in candidates:
+            if names and not self._article_names(c.chunk, names):
+                c.sentence_fits = [False] * len(c.spans)  # about another place or body
         if query_vector is not None:
             self._mark_sentence_cosines(candidates, query_vector)
         if self.config.rerank:
@@ -208,7 +215,7 @@ class Retriever:
         hits = self.retrieve(question, k)
         if self.config.mode == "lexical" or not self.config.rerank:
             # thresholds are calibrated on the second stage's scores, which need the model
-            return Answer(question=question.strip(), hits=hits, found=bool(hits))
+            return Answer(question=question.strip(), hits=hits, found=decide_found(hits, None))
         threshold = (
             self.config.min_score_cross_lingual
             if is_cross_lingual(question)
@@ -221,6 +228,14 @@ class Retriever:
             threshold=threshold,
         )
 
+    def _article_names(self, chunk: Chunk, names: list[str]) -> bool:
+        """Whether the chunk, or else its article, names every one of ``names``."""
+        if all(_names(chunk.embed_text, name) for name in names):
+            return True
+        with self._lock:
+            article = " ".join(c.text for c in self.index.article_chunks(chunk))
+        return all(_names(chunk.title + article, name) for name in names)
+
     def _embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode_queries([query])[0]
 
@@ -230,6 +245,12 @@ class Retriever:
             matrix = self.index.sentences.get(c.chunk.id)
             if matrix is not None and len(matrix) == len(c.spans):
                 c.sentence_cosines = (matrix.astype(np.float32) @ query_vector).tolist()
+
+
+def _names(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name`` or its core (佳木斯 for 佳木斯市)."""
+    folded = fold(text)
+    return any(word in folded for word in tokenize(name, "jieba") if len(word) >= 2)
 
 
 def _hit(rank: int, candidate: Candidate) -> Hit:
@@ -243,6 +264,7 @@ def _hit(rank: int, candidate: Candidate) -> Hit:
         chunk_id=chunk.id,
         sentence_start=start,
         sentence_end=end,
+        fits_question=candidate.fits,
         extra={
             k: v
             for k, v in (("dense", candidate.dense), ("lexical", candidate.lexical))

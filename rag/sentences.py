@@ -1,4 +1,4 @@
-"""Sentence vectors: each chunk's sentences embedded at index time, for picking the answering sentence."""
+"""Sentence vectors: each chunk's sentences embedded at index time, to pick the answering one."""
 
 from __future__ import annotations
 

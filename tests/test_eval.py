@@ -107,6 +107,18 @@ def test_abstention_tradeoff_counts_each_group_at_each_offset() -> None:
     assert (high.answerable_refused, high.unanswerable_refused, high.removed_refused) == (0.5, 1, 1)
 
 
+def test_a_top_hit_without_the_asked_form_is_refused_at_any_threshold() -> None:
+    fact = Fact("doc.txt", ("答案",))
+    ranked = [("c0", "doc.txt", "答案"), ("c1", "x.txt", "无关")]
+    result = QuestionResult(
+        _pair("a1", (fact,)), ranked, False, "", 1.0, [1.5, 1.2], 1.0, fits=[False, True]
+    )
+    assert result.margin() == float("-inf")
+    assert result.margin(exclude_answer_docs=True) == pytest.approx(0.2)
+    (point,) = abstention_tradeoff([result], [-0.5])
+    assert point.answerable_refused == 1 and point.removed_refused == 0
+
+
 def test_parse_variations_cartesian() -> None:
     assert parse_variations([]) == [{}]
     combos = parse_variations(["mode=dense,hybrid", "chunk_size=200,300"])

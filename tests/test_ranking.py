@@ -80,3 +80,46 @@ def test_cross_lingual_questions_are_recognised() -> None:
     assert is_cross_lingual("How many wind turbine sites did Wudalianchi select?")
     assert not is_cross_lingual("五大连池选了多少个风机点位？")
     assert not is_cross_lingual("GDP增长了多少？")
+
+
+def test_a_measure_word_asks_for_a_number_with_that_unit() -> None:
+    terms = QueryTerms.of("七台河援助湖北孝感医疗队有多少名队员？")
+    assert terms.fits("七台河市援助湖北孝感医疗队的12名医疗队队员平安凯旋。")
+    assert not terms.fits("医疗队队员董志厚瘦了16斤。")
+    assert QueryTerms.of("共有多少人参加？").fits("5000名以上的技术人员")  # 人 ~ 名
+    assert QueryTerms.of("他有几个孩子？").fits("已婚，育有3名子女。")  # 个: any measure word
+    assert QueryTerms.of("每年能加工多少万吨粮食？").fits("年加工粮食110万吨。")
+    # 哪几座 asks for names, not a count
+    assert QueryTerms.of("达曼的卫星城有哪几座？").fits("卫星城有Khobar、札哈兰以及Qatif。")
+
+
+def test_a_how_much_question_needs_its_attribute_named() -> None:
+    terms = QueryTerms.of("联顺绿色生物医药产业项目的总投资是多少？")
+    assert terms.attribute == "总投资"
+    assert terms.fits("该项目总投资120亿元。")
+    assert not terms.fits("联顺项目3年来累计完成投资77亿元。")  # a part, not the total
+    assert QueryTerms.of("勃利县凯润生物质发电项目总投资是多少？").attribute == "总投资"
+    # other attributes count when half their bigrams are named (人口数 by 人口)
+    assert QueryTerms.of("2008年吉斯伯恩大区的人口数是多少？").fits("人口约33,700人（2008年）。")
+    assert not QueryTerms.of("九龙抽水蓄能电站建成后的装机容量是多少？").fits(
+        "总投资68亿元的九龙抽水蓄能电站项目完成核准。"
+    )
+
+
+def test_when_and_who_questions_need_a_date_and_a_person() -> None:
+    when = QueryTerms.of("中广核五大连池和平200MW风电项目预计什么时候并网发电？")
+    assert when.fits("项目预计今年10月并网发电。") and when.fits("于二十世纪初期写成。")
+    assert not when.fits("总投资11.87亿元的风电项目正在进行风机施工；")
+    who = QueryTerms.of("七台河市残联“业务能手”评比中获得个人一等奖的是谁？")
+    assert who.fits("勃利县残联的王英娣获得个人一等奖。")
+    assert not who.fits("三区一县残联共4支代表队参赛。")
+    assert QueryTerms.of("这个项目的意义是什么？").asks_form is False  # no form asked: all fit
+
+
+def test_the_best_sentence_is_one_that_holds_the_asked_number() -> None:
+    terms = QueryTerms.of("医疗队有多少名队员？")
+    text = "医疗队队员董志厚瘦了16斤。医疗队的12名队员平安凯旋。"
+    candidate = Candidate(_chunk("c", text))
+    mark_sentences([candidate], terms)
+    a, b = candidate.best_span
+    assert "12名" in text[a:b] and candidate.best_fits and candidate.fits

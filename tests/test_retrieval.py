@@ -165,7 +165,9 @@ def test_a_bad_document_is_refused_and_changes_nothing(
     "question",
     ["火星上有没有水？", "2022年世界杯冠军是哪支球队？", "What is the capital of Australia?"],
 )
-def test_off_topic_questions_are_answered_with_not_found(retriever: Retriever, question: str) -> None:
+def test_off_topic_questions_are_answered_with_not_found(
+    retriever: Retriever, question: str
+) -> None:
     answer = retriever.ask(question)
     assert not answer.found
     assert answer.hits  # the closest candidates are still there, to show as weak
@@ -173,7 +175,30 @@ def test_off_topic_questions_are_answered_with_not_found(retriever: Retriever, q
 
 @pytest.mark.parametrize(
     "question",
-    ["宝泰隆一矿的设计产能是多少？", "How many wind turbine sites did Wudalianchi select?"],
+    [
+        # the project is in the articles, its total investment is not
+        "联顺绿色生物医药产业项目的总投资是多少？",
+        # the closest passage counts 七台河's projects, not 佳木斯's
+        "佳木斯市今年有多少个省重点项目开工？",
+        # the articles name the contest, not its winner
+        "绥芬河中式面点职业技能竞赛的第一名是谁？",
+    ],
+)
+def test_tempting_questions_the_articles_do_not_answer_are_refused(
+    retriever: Retriever, question: str
+) -> None:
+    answer = retriever.ask(question)
+    assert not answer.found and not answer.hits[0].fits_question
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "宝泰隆一矿的设计产能是多少？",
+        "How many wind turbine sites did Wudalianchi select?",
+        "七台河援助湖北孝感医疗队有多少名队员？",
+        "七台河市与希腊的哪个城市建立了友好交流关系？",
+    ],
 )
 def test_answerable_questions_are_found(retriever: Retriever, question: str) -> None:
     answer = retriever.ask(question)
