@@ -36,8 +36,9 @@ UNIT_GROUPS = ("名人位", "个项家户所", "元钱块美港欧镑", "平", "
                "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
                "期", "场", "篇")  # fmt: skip
-# 哪几座/哪几个 ask for names, not a number.
+GENERIC_UNIT = "个项家户所"  # 几个 is answered by any measure word (3名子女)
 MEASURE_WORDS = "".join(UNIT_GROUPS)
+# 哪几座/哪几个 ask for names, not a number.
 UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9fff])")
 NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
 # "哪天/什么时候/何时": answered by a sentence that states a date or time.
@@ -165,12 +166,11 @@ class QueryTerms:
 
         A question that names a measure word needs a number with it ("12名" for 多少名),
         one that asks how much of an attribute ("…的总投资是多少") needs it named, a "when"
-        question needs a date. Questions that ask for none of these fit any sentence.
+        question needs a date, a "who" question a person's name. Questions that ask for
+        none of these fit any sentence.
         """
         folded = fold(sentence)
-        # 几个 is answered by any measure word (3名子女)
-        unit = MEASURE_WORDS if self.unit == UNIT_GROUPS[1] else self.unit
-        if unit and not re.search(f"{NUMERAL}[{unit}]", folded):
+        if self.unit and not re.search(f"{NUMERAL}[{self.unit}]", folded):
             return False
         if self.attribute and not self._names_attribute(folded):
             return False
@@ -217,7 +217,7 @@ class QueryTerms:
 
     @property
     def asks_form(self) -> bool:
-        """Whether the question says what form its answer takes (unit, attribute, date)."""
+        """Whether the question says what form its answer takes (unit, attribute, date, person)."""
         return bool(self.unit or self.attribute or self.wants_date or self.wants_person)
 
 
@@ -255,11 +255,12 @@ def _asked_attribute(question: str) -> str:
 
 
 def _asked_unit(question: str) -> str:
-    """The measure-word group a "how many" question names ("" when it names none)."""
+    """The measure words that answer a "how many" question ("" when it names none)."""
     match = UNIT_QUESTION.search(fold(question))
     if not match:
         return ""
-    return next((group for group in UNIT_GROUPS if match.group(1) in group), "")
+    group = next((group for group in UNIT_GROUPS if match.group(1) in group), "")
+    return MEASURE_WORDS if group == GENERIC_UNIT else group
 
 
 @dataclass

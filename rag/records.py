@@ -107,8 +107,9 @@ class Hit:
     """One retrieved passage with its citation and the sentence that best answers.
 
     ``sentence_start``/``sentence_end`` are offsets into ``text`` of that sentence.
-    ``fits_question`` is ``False`` when that sentence lacks the kind of answer the
-    question asks for (a number with the asked unit, the asked attribute, a date).
+    ``fits_question`` is ``False`` when no sentence of the passage holds the kind of
+    answer the question asks for (a number with the asked unit, the asked attribute, a
+    date, a person's name), or its article does not name the place the question names.
     """
 
     rank: int

@@ -189,7 +189,7 @@ class Retriever:
             lexical = self.index.lexical_search(query, pool) if mode != "dense" else []
             # places and organisations named in the question that some article names
             # (jieba's tags are noisy: a "name" no article uses is no evidence)
-            names = [name for name in terms.names if self.index.mentions(name)]
+            names = [_name_words(name) for name in terms.names if self.index.mentions(name)]
         candidates = fuse(dense, lexical)[:pool]
         mark_sentences(candidates, terms)
         for c in candidates:
@@ -228,13 +228,16 @@ class Retriever:
             threshold=threshold,
         )
 
-    def _article_names(self, chunk: Chunk, names: list[str]) -> bool:
-        """Whether the chunk, or else its article, names every one of ``names``."""
-        if all(_names(chunk.embed_text, name) for name in names):
+    def _article_names(self, chunk: Chunk, names: list[list[str]]) -> bool:
+        """Whether the chunk, or else its article, names every one of ``names``.
+
+        Each name is given as its words (:func:`_name_words`).
+        """
+        if _names_all(chunk.embed_text, names):
             return True
         with self._lock:
             article = " ".join(c.text for c in self.index.article_chunks(chunk))
-        return all(_names(chunk.title + article, name) for name in names)
+        return _names_all(chunk.title + article, names)
 
     def _embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode_queries([query])[0]
@@ -247,10 +250,15 @@ class Retriever:
                 c.sentence_cosines = (matrix.astype(np.float32) @ query_vector).tolist()
 
 
-def _names(text: str, name: str) -> bool:
-    """Whether ``text`` names ``name`` or its core (佳木斯 for 佳木斯市)."""
+def _name_words(name: str) -> list[str]:
+    """The words any of which names ``name``: itself and its core (佳木斯 of 佳木斯市)."""
+    return [word for word in tokenize(name, "jieba") if len(word) >= 2]
+
+
+def _names_all(text: str, names: list[list[str]]) -> bool:
+    """Whether ``text`` names every name, each given as its words."""
     folded = fold(text)
-    return any(word in folded for word in tokenize(name, "jieba") if len(word) >= 2)
+    return all(any(word in folded for word in words) for words in names)
 
 
 def _hit(rank: int, candidate: Candidate) -> Hit:
