@@ -25,7 +25,7 @@ from ui.render import MAX_WEAK, highlight, render_articles, render_error, render
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 CHROMIUM = Path(os.environ.get("NEWSQA_CHROMIUM", "/usr/bin/chromium"))
-SCREENS_COPY = Path(os.environ.get("NEWSQA_UI_SCREENS", "/work/ui-screens"))
+SCREENS_COPY = os.environ.get("NEWSQA_UI_SCREENS")  # also copy screenshots here, if set
 AREA = "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？"
 AREA_FILE = "000_e1705054eebe6bde.txt"
 INJECTION = "<script>alert(1)</script><b>x</b>"
@@ -125,6 +125,10 @@ class FakeRetriever:
         self.config = Config(mode="lexical")
         self.queries: list[str] = []
         self.files: dict[str, str] = {"a.txt": "七台河"}
+        self.warmed_up = False
+
+    def warm_up(self) -> None:
+        self.warmed_up = True
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         if not question.strip():
@@ -191,8 +195,9 @@ def test_uploads_report_added_titles_and_refused_files(
     assert "未能加入 bad.txt" in result.summary() and "bad.txt" not in fake.files
 
 
-def test_status_reports_the_library_once_ready(backend: ChatBackend) -> None:
+def test_status_reports_the_library_once_ready(backend: ChatBackend, fake: FakeRetriever) -> None:
     backend.service.get(timeout=5)
+    assert fake.warmed_up  # "ready" means a first question is answered at full speed
     status = backend.status()
     assert status["ready"] and status["files"] == 1 and status["mode"] == "lexical"
     assert "已就绪" in backend.status_text() and "lexical" in backend.status_text()
@@ -405,20 +410,24 @@ def upload_in_page(page: Any, *files: Path) -> str:
     return str(status.inner_text())
 
 
-def screenshot(page: Any, tmp_path: Path, name: str, reply: Any = None) -> Path:
-    """Save a screenshot under the test's output folder (and the author's, if present).
-
-    With ``reply``, the chat is scrolled so that the reply's first lines are in view.
-    """
-    if reply is not None:
-        reply.evaluate("element => element.scrollIntoView({block: 'start'})")
+def screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+    """Save a screenshot under the test's output folder (and ``$NEWSQA_UI_SCREENS``)."""
     out = tmp_path / "test-output"
     out.mkdir(exist_ok=True)
     path = out / name
     page.screenshot(path=str(path), full_page=True)
-    if SCREENS_COPY.is_dir():
-        shutil.copy(path, SCREENS_COPY / name)
+    if SCREENS_COPY:
+        shutil.copy(path, Path(SCREENS_COPY) / name)
     return path
+
+
+def expect_answer_in_view(page: Any, reply: Any) -> None:
+    """The chat shows the reply's answer, not the bottom of its last passage (the chat
+    scrolls inside its own box, which clips what is outside it)."""
+    from playwright.sync_api import expect
+
+    expect(reply.locator(".nq-answer")).to_be_in_viewport(ratio=1)
+    expect(page.locator("#nq-chat .user-row").last).to_be_in_viewport()
 
 
 def first_cite(reply: Any) -> str:
@@ -435,7 +444,8 @@ def test_browser_question_follow_up_and_upload(page: Any, tmp_path: Path) -> Non
     expect(reply.locator(".nq-answer")).to_contain_text("[1]")
     assert reply.locator(".nq-hit").count() == 5 and reply.locator("mark").count() >= 5
     expect(reply.locator(".nq-hit").first).to_contain_text("2800平方米")
-    screenshot(page, tmp_path, "1-question.png", reply)
+    expect_answer_in_view(page, reply)
+    screenshot(page, tmp_path, "1-question.png")
 
     follow = ask_in_page(page, "那它的总投资呢？")
     expect(follow.locator(".nq-query")).to_contain_text(
@@ -444,7 +454,8 @@ def test_browser_question_follow_up_and_upload(page: Any, tmp_path: Path) -> Non
     cited = follow.locator(".nq-hit", has_text="总投资1000万元")
     expect(cited.first).to_be_attached()
     assert cited.first.locator(".nq-cite").inner_text().startswith(f"{AREA_FILE}:")
-    screenshot(page, tmp_path, "2-follow-up.png", follow)
+    expect_answer_in_view(page, follow)
+    screenshot(page, tmp_path, "2-follow-up.png")
 
     article = tmp_path / "mohe_first_snow.txt"
     article.write_text(
@@ -456,7 +467,8 @@ def test_browser_question_follow_up_and_upload(page: Any, tmp_path: Path) -> Non
     uploaded = ask_in_page(page, "北极村首场降雪有多厚？")
     assert first_cite(uploaded).startswith("mohe_first_snow.txt:")
     expect(uploaded.locator(".nq-answer")).to_contain_text("十八厘米")
-    screenshot(page, tmp_path, "3-upload.png", uploaded)
+    expect_answer_in_view(page, uploaded)
+    screenshot(page, tmp_path, "3-upload.png")
 
 
 @pytest.mark.slow
@@ -474,7 +486,7 @@ def test_html_in_an_uploaded_article_is_shown_as_text(page: Any, tmp_path: Path)
     expect(reply.locator(".nq-hit").first).to_contain_text(INJECTION)  # visible, as text
     assert reply.locator("script").count() == 0
     assert reply.locator(".nq-hit b, .nq-answer b").count() == 0
-    screenshot(page, tmp_path, "4-escaped-html.png", reply)
+    screenshot(page, tmp_path, "4-escaped-html.png")
 
 
 @pytest.mark.slow

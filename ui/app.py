@@ -12,7 +12,7 @@ from rag import Config, Retriever
 
 from .chat import ChatBackend
 from .library import RetrieverService, chat_config
-from .page import CSS, Page, build_layout
+from .page import CSS, SHOW_LATEST_QUESTION_JS, Page, build_layout
 from .render import render_articles
 
 DEFAULT_HOST = "127.0.0.1"
@@ -175,11 +175,17 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
         "queue": False,
         **PRIVATE,
     }
-    for trigger in (page.question.submit, page.ask.click):
-        trigger(**take_args).then(**answer_args)
-    page.examples.click(
+    show_question = {"fn": None, "js": SHOW_LATEST_QUESTION_JS, "queue": False, **PRIVATE}
+    clicked = page.examples.click(
         lambda sample: sample[0], page.examples, page.question, queue=False, **PRIVATE
-    ).then(**take_args).then(**answer_args)
+    )
+    for taken in (
+        page.question.submit(**take_args),
+        page.ask.click(**take_args),
+        clicked.then(**take_args),
+    ):
+        taken.then(**show_question)
+        taken.then(**answer_args).then(**show_question)
     page.clear.click(lambda: ([], []), None, [page.chatbot, page.queries], queue=False, **PRIVATE)
     page.chatbot.clear(lambda: [], None, page.queries, queue=False, **PRIVATE)
     page.upload.upload(

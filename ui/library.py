@@ -170,7 +170,9 @@ class RetrieverService:
         if self._building:
             print("newsqa chat: building the index (first start, about a minute or two)…")
         try:
-            self._retriever = self._factory()
+            retriever = self._factory()
+            retriever.warm_up()  # the first user's question is answered at full speed
+            self._retriever = retriever
         except (RagError, OSError, ValueError) as exc:
             self._error = str(exc)
             print(f"newsqa chat: cannot open the index: {exc}", file=sys.stderr)

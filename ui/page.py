@@ -24,6 +24,22 @@ INTRO = (
     "可以追问（如「那它的总投资呢？」），也可以上传新文章。"
 )
 
+# Replies are long (answer, then up to ten passages). Instead of Gradio's jump to the
+# bottom of the chat, the latest question is brought to the top of the chat, with the
+# start of its reply (where the answer is) under it. Run as an event's ``js`` after the
+# question is shown and after the reply; the frame waits for the update to be drawn.
+SHOW_LATEST_QUESTION_JS = """
+() => requestAnimationFrame(() => {
+  const rows = document.querySelectorAll('#nq-chat .message-row.user-row');
+  const question = rows[rows.length - 1];
+  let box = question && question.parentElement;
+  while (box && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
+  if (!box) return;
+  const offset = question.getBoundingClientRect().top - box.getBoundingClientRect().top;
+  box.scrollTop += offset - 8;
+})
+"""
+
 CSS = """
 #nq-status { padding: .35em .8em; border-radius: 8px; background: var(--block-background-fill); }
 .nq-reply { line-height: 1.65; }
@@ -134,6 +150,7 @@ def _chatbot() -> gr.Chatbot:
         show_label=False,
         buttons=[],  # no share/copy: replies are HTML, the citations are the point
         height=640,
+        autoscroll=False,  # see SHOW_LATEST_QUESTION_JS
         elem_id="nq-chat",
         latex_delimiters=[],  # "$" in news text is money, not maths
         feedback_options=None,
