@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from .conversation import is_english
 from .lexical import fold, load_jieba
 from .records import Chunk
 
@@ -35,12 +36,42 @@ FOCUS = re.compile(
 UNIT_GROUPS = ("名人位", "个项家户所", "元钱块美港欧镑", "平", "吨", "件", "米", "斤",
                "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
-               "期", "场", "篇")  # fmt: skip
+               "期", "场", "篇", "双")  # fmt: skip
 GENERIC_UNIT = "个项家户所"  # 几个 is answered by any measure word (3名子女)
 MEASURE_WORDS = "".join(UNIT_GROUPS)
 # 哪几座/哪几个 ask for names, not a number.
 UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9fff])")
 NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
+# Time words counted with 个 between: 3个月, 一个多月, 两个小时, 10个工作日.
+COUNTED_TIME = {"月": "个[多半]?月", "时": "个[多半]?小时", "天": "个?工作日"}
+# An English "how many/much" question says its unit with a noun; the first one after
+# "how" picks the measure words that answer it ("" for percentages: no measure word).
+ENGLISH_UNITS = (
+    (r"old|ages?", "岁"),
+    (
+        r"people|persons?|members?|staff|workers?|employees?|doctors?|nurses?|volunteers?"
+        r"|individuals?|students?|residents?|athletes?|teachers?|officers?|talents?",
+        "名人位",
+    ),
+    (r"yuan|money|invest\w*|costs?|funds?|funding|spen[dt]|revenue|price|profit", "元钱块美港欧镑"),
+    (r"weight|kilograms?|kg|jin", "斤克"),
+    (r"tons?|tonnes?", "吨"),
+    (r"square (?:met(?:er|re)s?|kilomet(?:er|re)s?)|sq", "平"),
+    (r"kilomet(?:er|re)s?|met(?:er|re)s?|km", "米"),
+    (r"mu", "亩"),
+    (r"days?", "天"),
+    (r"months?", "月"),
+    (r"years?", "年"),
+    (r"hours?", "时"),
+    (r"pairs?", "双"),
+    (r"cases?", "件起"),
+    (r"times", "次倍"),
+    (r"percent\w*|per cent|%", ""),
+)
+ENGLISH_UNIT = re.compile(
+    r"\b(?:" + "|".join(f"({pattern})" for pattern, _ in ENGLISH_UNITS) + r")\b", re.I
+)
+HOW_MANY = re.compile(r"\bhow (many|much|old)\b", re.I)
 # "哪天/什么时候/何时": answered by a sentence that states a date or time.
 DATE_QUESTION = re.compile(
     r"哪天|哪一天|什么时候|何时|哪年|哪一年|几月|几号|几点|什么时间|哪个月|when", re.I
@@ -53,6 +84,26 @@ DATE = re.compile(
 )
 # "谁/哪位/who" is answered by a sentence naming a person.
 PERSON_QUESTION = re.compile(r"谁|哪位|何人|\bwho(?:m|se)?\b", re.I)
+# "哪所学校/which hospital" is answered by a sentence naming a place or body of that kind
+# (a word ending in one of its endings: 中学, 总医院, 体育局); "哪里/where" by any place
+# or body. Rows: the kind as a Chinese question says it, as an English one does, endings.
+PLACE_KINDS = (
+    ("学校", r"schools?", "学校|中学|小学|大学|学院"),
+    ("医院", r"hospitals?", "医院"),
+    ("公司|企业", r"compan(?:y|ies)|firms?|enterprises?", "公司|企业|集团|厂"),
+    ("银行", r"banks?", "银行"),
+    (
+        "部门|单位|机构",
+        r"bod(?:y|ies)|departments?|bureaus?|agenc(?:y|ies)|authorit(?:y|ies)",
+        "局|委|厅|部|办|中心|政府|委员会|协会|联合会",
+    ),
+    ("县", r"count(?:y|ies)", "县"),
+    ("村", r"villages?", "村"),
+)
+ANY_PLACE = "|".join(endings for _, _, endings in PLACE_KINDS) + (
+    "|省|市|区|州|镇|乡|街|路|馆|站|港|园|场|楼|山|湖|岛"  # where: 勃利服务区, 体育馆
+)
+WHERE_QUESTION = re.compile(r"哪里|哪儿|什么地方|何处|何地|\bwhere\b", re.I)
 # jieba part-of-speech tags: person names; place and organisation names.
 PERSON_TAGS = frozenset({"nr", "nrt", "nrfg"})
 NAME_TAGS = frozenset({"ns", "nt"})
@@ -142,6 +193,8 @@ class QueryTerms:
     wants_date: bool = False  # "when" questions are answered by a date
     wants_person: bool = False  # "who" questions are answered by a person's name
     names: frozenset[str] = frozenset()  # places and organisations the question names
+    place: str = ""  # endings of the place or body asked for ("哪所学校", "where"), if any
+    question: str = ""  # the question, folded (a place it names is no answer to "where")
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
@@ -159,6 +212,8 @@ class QueryTerms:
             wants_date=bool(DATE_QUESTION.search(question)),
             wants_person=bool(PERSON_QUESTION.search(question)),
             names=frozenset(_tagged_words(question, NAME_TAGS)) - GENERIC_PLACES,
+            place=_asked_place(question),
+            question=fold(question),
         )
 
     def fits(self, sentence: str) -> bool:
@@ -170,13 +225,40 @@ class QueryTerms:
         none of these fit any sentence.
         """
         folded = fold(sentence)
-        if self.unit and not re.search(f"{NUMERAL}[{self.unit}]", folded):
+        if self.unit and not re.search(f"{NUMERAL}{self._unit_pattern}", folded):
             return False
         if self.attribute and not self._names_attribute(folded):
             return False
         if self.wants_person and not _names_a_person(folded):
             return False
+        if self.place and not self._names_a_place(folded):
+            return False
         return not self.wants_date or bool(DATE.search(folded))
+
+    @property
+    def _unit_pattern(self) -> str:
+        """The asked unit after a number: one of its measure words, or a counted time."""
+        counted = [pattern for word, pattern in COUNTED_TIME.items() if word in self.unit]
+        return "(?:" + "|".join([f"[{self.unit}]", *counted]) + ")"
+
+    def _names_a_place(self, folded: str) -> bool:
+        """A place or body of the asked kind that the question itself does not name.
+
+        A word with one of the kind's endings counts when it is a name: longer than the
+        bare ending (体育局, 总医院) or after a noun or numeral (电视/公司, 第十三/中学),
+        not after 这家/去. For "where", a word jieba tags a place or body counts too.
+        """
+        ending = re.compile(f"(?:{self.place})$")
+        any_name = self.place == ANY_PLACE
+        previous = ""
+        for word, flag in _tagged_sentence(folded):
+            name = word if len(word) > 2 else previous + word
+            kind = ending.search(word) and (len(word) > 2 or previous)
+            named = kind or (any_name and flag in NAME_TAGS and word not in GENERIC_PLACES)
+            if named and name not in self.question:
+                return True
+            previous = word if flag[:1] in ("n", "m") else ""
+        return False
 
     def _names_attribute(self, folded: str) -> bool:
         """The asked attribute is named: a total (总投资) exactly, others by half their bigrams
@@ -217,22 +299,44 @@ class QueryTerms:
 
     @property
     def asks_form(self) -> bool:
-        """Whether the question says what form its answer takes (unit, attribute, date, person)."""
-        return bool(self.unit or self.attribute or self.wants_date or self.wants_person)
+        """Whether the question says its answer's form (unit, attribute, date, person, place)."""
+        return bool(
+            self.unit or self.attribute or self.wants_date or self.wants_person or self.place
+        )
+
+
+@lru_cache(maxsize=65536)
+def _tagged_sentence(text: str) -> tuple[tuple[str, str], ...]:
+    """The words of ``text`` with their jieba part-of-speech tags (cached: tagging is slow)."""
+    load_jieba()
+    import jieba.posseg
+
+    return tuple((w.word, w.flag) for w in jieba.posseg.lcut(text))
 
 
 def _tagged_words(text: str, tags: frozenset[str]) -> list[str]:
     """Words of ``text`` of two or more characters whose jieba part of speech is in ``tags``."""
-    load_jieba()
-    import jieba.posseg
-
-    return [w.word for w in jieba.posseg.lcut(text) if w.flag in tags and len(w.word) >= 2]
+    return [word for word, flag in _tagged_sentence(text) if flag in tags and len(word) >= 2]
 
 
-@lru_cache(maxsize=65536)
 def _names_a_person(sentence: str) -> bool:
-    """Whether jieba finds a person's name in ``sentence`` (cached: tagging is slow)."""
+    """Whether jieba finds a person's name in ``sentence``."""
     return bool(_tagged_words(sentence, PERSON_TAGS))
+
+
+def _asked_place(question: str) -> str:
+    """The endings of the place or body a question asks for ("" when it asks for none)."""
+    english = is_english(question)  # not an English title inside a Chinese question
+    for chinese_kind, english_kind, endings in PLACE_KINDS:
+        if re.search(f"哪一?[所家个座间]?(?:{chinese_kind})", question) or (
+            english
+            and re.search(
+                rf"\b(?:which|what)\s+(?:[\w'-]+\s+){{0,2}}?(?:{english_kind})\b", question, re.I
+            )
+        ):
+            return endings
+    where = WHERE_QUESTION.search(question)
+    return ANY_PLACE if where and (english or not where.group().isascii()) else ""
 
 
 def _asked_attribute(question: str) -> str:
@@ -258,9 +362,26 @@ def _asked_unit(question: str) -> str:
     """The measure words that answer a "how many" question ("" when it names none)."""
     match = UNIT_QUESTION.search(fold(question))
     if not match:
-        return ""
+        return _asked_english_unit(question)
     group = next((group for group in UNIT_GROUPS if match.group(1) in group), "")
     return MEASURE_WORDS if group == GENERIC_UNIT else group
+
+
+def _asked_english_unit(question: str) -> str:
+    """The measure words that answer "how many days/people…", "how much invested", "how old".
+
+    A "how many" without a known noun is answered by any measure word (614个 sites);
+    a "how much" without one by any amount, so it names none.
+    """
+    how = HOW_MANY.search(question) if is_english(question) else None
+    if not how:
+        return ""
+    if how.group(1).lower() == "old":
+        return "岁"
+    noun = ENGLISH_UNIT.search(question, how.end())
+    if noun:
+        return ENGLISH_UNITS[noun.lastindex - 1][1] if noun.lastindex else ""
+    return MEASURE_WORDS if how.group(1).lower() == "many" else ""
 
 
 @dataclass

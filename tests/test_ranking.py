@@ -93,6 +93,43 @@ def test_a_measure_word_asks_for_a_number_with_that_unit() -> None:
     assert QueryTerms.of("达曼的卫星城有哪几座？").fits("卫星城有Khobar、札哈兰以及Qatif。")
 
 
+def test_an_english_how_many_needs_a_number_with_the_unit_its_noun_names() -> None:
+    days = QueryTerms.of("How many days did the Qitaihe medical team fight in Hubei?")
+    assert days.fits("在湖北忘我奋战的39天里，队员们没有一个人退缩。")
+    assert not days.fits("21日下午，医疗队圆满完成了一个多月的援助任务。")  # 21日 is a date
+    assert days.fits("常规审批缩短了10个工作日。")
+    money = QueryTerms.of("How much has the Lianshun project invested over three years?")
+    assert money.fits("3年来累计完成投资77亿元。")
+    assert not money.fits("将为5000名以上的技术人员提供就业岗位。")
+    assert QueryTerms.of("How old is Guan Chengliang?").fits("43岁的关成亮已在寒风中忙碌。")
+    assert QueryTerms.of("How many pairs will it make?").fits("产量有望突破3万双。")
+    sites = QueryTerms.of("How many wind turbine sites did Wudalianchi select?")
+    assert sites.fits("选取了 614个风机点位。")  # no known noun: any measure word
+    assert not sites.fits("项目整体完成35%。")
+    assert QueryTerms.of("How much did GDP grow, in percent?").fits("增长了35%。")
+
+
+def test_time_words_counted_with_ge_answer_their_unit() -> None:
+    months = QueryTerms.of("援助任务持续了多少月？")
+    assert months.fits("完成了一个多月的援助任务。") and months.fits("历时3个月。")
+    assert not QueryTerms.of("有多少名老年居民？").fits("这是一个人口重度老龄化的社区。")
+
+
+def test_which_school_and_where_need_a_place_of_that_kind() -> None:
+    school = QueryTerms.of("Which school's students took part in the forest study trip in Hegang?")
+    assert school.fits("鹤岗市第十三中学的学生们走进森林研学。")
+    assert not school.fits("研学导师为学生们讲解森林食物链。")
+    hospital = QueryTerms.of("张瑞佳在哪家医院做的残疾鉴定？")
+    assert hospital.fits("他在黑龙江海员总医院做了残疾鉴定。")
+    assert not hospital.fits("他去医院做了鉴定。")  # the question's own word names no hospital
+    body = QueryTerms.of("Which Qitaihe government body signed the agreement?")
+    assert body.fits("七台河市体育局与昆士兰州冰上速滑协会签署长期战略合作协议；")
+    where = QueryTerms.of("绥芬河中式面点职业技能竞赛在哪里举办？")
+    assert where.fits("绥芬河市人社局在黑龙江金成职业技能培训学校联合举办竞赛。")
+    assert not where.fits("绥芬河的选手们按照指定品种进行制作。")  # only the question's place
+    assert QueryTerms.of("七台河市首家老兵驿站位于哪里？").fits("该驿站位于勃利服务区。")
+
+
 def test_a_how_much_question_needs_its_attribute_named() -> None:
     terms = QueryTerms.of("联顺绿色生物医药产业项目的总投资是多少？")
     assert terms.attribute == "总投资"
