@@ -203,6 +203,28 @@ def tokenize(text: str, tokenizer: str, pinyin: bool = False) -> list[str]:
     return tokens
 
 
+def english_words(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """An English text's content words, and those plus adjacent pairs run together.
+
+    Args:
+        text: e.g. an English question.
+
+    Returns:
+        ``(words, words and pairs)``: the pairs ("zhangruijia") match a Chinese name's
+        pinyin as :func:`pinyin_words` gives it.
+    """
+    folded = fold(text)
+    words = frozenset(w for w in re.findall(r"[a-z]+", folded) if w not in STOPWORDS)
+    return words, words | frozenset(_joined_latin_words(folded))
+
+
+@lru_cache(maxsize=65536)
+def pinyin_words(text: str) -> frozenset[str]:
+    """The toneless pinyin of the Chinese words of ``text`` (五大连池市 → wudalianchishi,
+    wudalianchi): how names in an article are written in English."""
+    return frozenset(w for run in CJK.findall(fold(text)) for w in _pinyin_words(run))
+
+
 def _joined_latin_words(text: str) -> list[str]:
     """Adjacent English words run together: "Zhang Ruijia" → "zhangruijia",
     the form in which a Chinese name's pinyin is indexed."""

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from .conversation import is_english
-from .lexical import fold, load_jieba
+from .lexical import english_words, fold, load_jieba, pinyin_words
 from .records import Chunk
 
 SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
@@ -37,8 +37,10 @@ UNIT_GROUPS = ("名人位", "个项家户所", "元钱块美港欧镑", "平", "
                "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
                "期", "场", "篇", "双")  # fmt: skip
-GENERIC_UNIT = "个项家户所"  # 几个 is answered by any measure word (3名子女)
-MEASURE_WORDS = "".join(UNIT_GROUPS)
+GENERIC_UNIT = "个项家户所"  # 几个 is answered by any word that counts things (3名子女)
+# ... but not by an amount or a time: 多少个项目 is not answered by 11.87亿元 or 2023年.
+AMOUNT_WORDS = "元钱块美港欧镑平吨米斤亩天年月岁"
+COUNT_WORDS = "".join(c for c in "".join(UNIT_GROUPS) if c not in AMOUNT_WORDS)
 # 哪几座/哪几个 ask for names, not a number.
 UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9fff])")
 NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
@@ -195,12 +197,17 @@ class QueryTerms:
     names: frozenset[str] = frozenset()  # places and organisations the question names
     place: str = ""  # endings of the place or body asked for ("哪所学校", "where"), if any
     question: str = ""  # the question, folded (a place it names is no answer to "where")
+    english: frozenset[str] = frozenset()  # an English question's content words …
+    english_names: frozenset[str] = frozenset()  # … and adjacent pairs, to match pinyin
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
         """Split ``question`` into matchable terms (question words dropped)."""
         q = QUESTION_WORDS.sub(" ", fold(question))
+        english, english_names = english_words(question) if is_english(question) else ((), ())
         return cls(
+            english=frozenset(english),
+            english_names=frozenset(english_names),
             bigrams=frozenset(g for g in _bigrams(q) if " " not in g),
             numbers=frozenset(NUMBER.findall(q)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
@@ -269,7 +276,14 @@ class QueryTerms:
         return 2 * len(wanted & _bigrams(folded)) >= len(wanted)
 
     def overlap(self, text: str) -> float:
-        """Share of the question's bigrams that occur in ``text`` (0–1)."""
+        """Share of the question's bigrams that occur in ``text`` (0–1).
+
+        For an English question: share of its words that ``text`` has as a name's
+        pinyin ("Wudalianchi" in 五大连池市委), the only words matchable literally.
+        """
+        if self.english:
+            matched = len(self.english_names & pinyin_words(text))
+            return min(1.0, matched / len(self.english))
         if not self.bigrams:
             return 0.0
         return len(self.bigrams & _bigrams(fold(text))) / len(self.bigrams)
@@ -364,13 +378,13 @@ def _asked_unit(question: str) -> str:
     if not match:
         return _asked_english_unit(question)
     group = next((group for group in UNIT_GROUPS if match.group(1) in group), "")
-    return MEASURE_WORDS if group == GENERIC_UNIT else group
+    return COUNT_WORDS if group == GENERIC_UNIT else group
 
 
 def _asked_english_unit(question: str) -> str:
     """The measure words that answer "how many days/people…", "how much invested", "how old".
 
-    A "how many" without a known noun is answered by any measure word (614个 sites);
+    A "how many" without a known noun is answered by a counted number (614个 sites);
     a "how much" without one by any amount, so it names none.
     """
     how = HOW_MANY.search(question) if is_english(question) else None
@@ -381,7 +395,7 @@ def _asked_english_unit(question: str) -> str:
     noun = ENGLISH_UNIT.search(question, how.end())
     if noun:
         return ENGLISH_UNITS[noun.lastindex - 1][1] if noun.lastindex else ""
-    return MEASURE_WORDS if how.group(1).lower() == "many" else ""
+    return COUNT_WORDS if how.group(1).lower() == "many" else ""
 
 
 @dataclass

@@ -109,6 +109,21 @@ def test_an_english_how_many_needs_a_number_with_the_unit_its_noun_names() -> No
     assert QueryTerms.of("How much did GDP grow, in percent?").fits("增长了35%。")
 
 
+def test_an_english_question_matches_the_pinyin_of_names() -> None:
+    terms = QueryTerms.of("How many wind turbine sites did Wudalianchi select?")
+    answer = "五大连池市委、市政府选取了 614个风机点位，规划风力发电总装机容量3837.5MW。"
+    assert terms.overlap(answer) > terms.overlap("仅今年上半年就与 30多家企业签订了协议。") == 0
+    assert QueryTerms.of("Where did Zhang Ruijia go?").overlap("张瑞佳来到了医院。") > 0
+
+
+def test_a_count_is_not_answered_by_an_amount_or_a_year() -> None:
+    projects = QueryTerms.of("绥芬河市2021年以来签约了多少个项目？")
+    assert projects.fits("共签约项目45个。") and projects.fits("引进3家企业。")
+    assert not projects.fits("总投资11.87亿元。") and not projects.fits("2023年开工。")
+    sites = QueryTerms.of("How many wind turbine sites did Wudalianchi select?")
+    assert not sites.fits("总投资11.87亿元的200MW风电项目正在进行风机施工；")
+
+
 def test_time_words_counted_with_ge_answer_their_unit() -> None:
     months = QueryTerms.of("援助任务持续了多少月？")
     assert months.fits("完成了一个多月的援助任务。") and months.fits("历时3个月。")

@@ -74,6 +74,7 @@ def test_answering_passage_in_top_3_and_cited(
         ("关成亮在绥芬河站担任什么工作？", "调车长"),
         ("七台河援助湖北孝感医疗队有多少名队员？", "12名"),
         ("How many days did the Qitaihe medical team fight in Hubei?", "39天"),
+        ("How many wind turbine sites did Wudalianchi select?", "614"),
         ("Which school's students took part in the forest study trip in Hegang?", "第十三中学"),
         ("Where was the Suifenhe Chinese pastry vocational skills competition held?", "金成"),
     ],
