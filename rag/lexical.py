@@ -211,7 +211,7 @@ def english_words(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
     Returns:
         ``(words, words and pairs)``: the pairs ("zhangruijia") match a Chinese name's
-        pinyin as :func:`pinyin_words` gives it.
+        pinyin as :func:`pinyin_text` writes it.
     """
     folded = fold(text)
     words = frozenset(w for w in re.findall(r"[a-z]+", folded) if w not in STOPWORDS)
@@ -219,10 +219,11 @@ def english_words(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 @lru_cache(maxsize=65536)
-def pinyin_words(text: str) -> frozenset[str]:
-    """The toneless pinyin of the Chinese words of ``text`` (五大连池市 → wudalianchishi,
-    wudalianchi): how names in an article are written in English."""
-    return frozenset(w for run in CJK.findall(fold(text)) for w in _pinyin_words(run))
+def pinyin_text(text: str) -> str:
+    """``text`` with its Chinese written in toneless pinyin (五大连池市委 → wudalianchishiwei),
+    where names asked about in English can be found as substrings."""
+    _require(PYPINYIN_AVAILABLE, "pypinyin")
+    return "".join(lazy_pinyin(fold(text)))
 
 
 def _joined_latin_words(text: str) -> list[str]:

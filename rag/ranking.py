@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from .conversation import is_english
-from .lexical import english_words, fold, load_jieba, pinyin_words
+from .lexical import english_words, fold, load_jieba, pinyin_text
 from .records import Chunk
 
 SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
@@ -198,7 +198,7 @@ class QueryTerms:
     place: str = ""  # endings of the place or body asked for ("哪所学校", "where"), if any
     question: str = ""  # the question, folded (a place it names is no answer to "where")
     english: frozenset[str] = frozenset()  # an English question's content words …
-    english_names: frozenset[str] = frozenset()  # … and adjacent pairs, to match pinyin
+    english_names: frozenset[str] = frozenset()  # … and pairs, that may be names in pinyin
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
@@ -207,7 +207,8 @@ class QueryTerms:
         english, english_names = english_words(question) if is_english(question) else ((), ())
         return cls(
             english=frozenset(english),
-            english_names=frozenset(english_names),
+            # shorter words are found in pinyin by chance ("long" in xinglong)
+            english_names=frozenset(w for w in english_names if len(w) >= 5),
             bigrams=frozenset(g for g in _bigrams(q) if " " not in g),
             numbers=frozenset(NUMBER.findall(q)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
@@ -282,7 +283,10 @@ class QueryTerms:
         pinyin ("Wudalianchi" in 五大连池市委), the only words matchable literally.
         """
         if self.english:
-            matched = len(self.english_names & pinyin_words(text))
+            if not self.english_names:
+                return 0.0
+            written = pinyin_text(text)
+            matched = sum(1 for name in self.english_names if name in written)
             return min(1.0, matched / len(self.english))
         if not self.bigrams:
             return 0.0
