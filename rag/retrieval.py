@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .answer import Answer, decide_found
-from .config import Config
+from .config import MODES, Config
 from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
 from .errors import CorpusError, QuestionError
@@ -169,27 +169,30 @@ class Retriever:
         seen = {(c.file, c.article_index): c.title for c in chunks}
         return [(file, seen[(file, i)]) for file, i in sorted(seen)]
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+    def retrieve(self, question: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         """The passages that best answer ``question``, best first.
 
         Args:
             question: in Chinese or English.
             k: how many passages (default ``config.k``).
+            mode: ``"dense"``, ``"lexical"`` or ``"hybrid"`` for this call (default
+                ``config.mode``); the index holds what all three need.
 
         Returns:
             Up to ``k`` hits, each with its citation and answering-sentence span.
 
         Raises:
             QuestionError: the question is empty.
+            ValueError: ``k`` below 1 or an unknown ``mode``.
         """
         question = clean_question(question, self.config.max_question_chars)
         k = k or self.config.k
         if k < 1:
             raise ValueError("k must be at least 1")
+        mode = self._mode(mode)
         query = normalise_query(question)
         terms = QueryTerms.of(query)
         pool = max(k, self.config.candidates)
-        mode = self.config.mode
         query_vector = self._embed_query(query) if mode != "lexical" else None
         with self._lock:
             dense = (
@@ -213,18 +216,20 @@ class Retriever:
         top = candidates[:k]
         return [_hit(rank, c) for rank, c in enumerate(top, start=1)]
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
         """Retrieve and decide whether the articles answer ``question``.
 
         Args:
             question: in Chinese or English.
             k: how many passages (default ``config.k``).
+            mode: the retrieval mode for this call (default ``config.mode``).
 
         Returns:
             The :class:`Answer`: hits, best sentence, and ``found``.
         """
-        hits = self.retrieve(question, k)
-        if self.config.mode == "lexical" or not self.config.rerank:
+        mode = self._mode(mode)
+        hits = self.retrieve(question, k, mode)
+        if mode == "lexical" or not self.config.rerank:
             # thresholds are calibrated on the second stage's scores, which need the model
             return Answer(question=question.strip(), hits=hits, found=decide_found(hits, None))
         threshold = (
@@ -238,6 +243,13 @@ class Retriever:
             found=decide_found(hits, threshold),
             threshold=threshold,
         )
+
+    def _mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.config.mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        return mode
 
     def _article_names(self, chunk: Chunk, names: list[list[str]]) -> bool:
         """Whether the chunk, or else its article, names every one of ``names``.

@@ -214,8 +214,21 @@ def test_every_mode_finds_a_chinese_factoid(retriever: Retriever, mode: str) -> 
     other = Retriever(retriever.config.with_(mode=mode), retriever.embedder, retriever.index)
     hits = other.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3)
     assert any("签约项目141个" in h.text for h in hits)
+    # the same mode chosen for one call on the default retriever gives the same hits
+    per_call = retriever.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3, mode=mode)
+    assert [h.chunk_id for h in per_call] == [h.chunk_id for h in hits]
 
 
-def test_an_unknown_mode_is_refused() -> None:
+def test_a_mode_chosen_per_call_changes_only_that_call(retriever: Retriever) -> None:
+    question = "How many wind turbine sites did Wudalianchi select?"
+    lexical = retriever.ask(question, k=3, mode="lexical")
+    assert lexical.threshold is None  # lexical scores have no calibrated threshold
+    assert retriever.ask(question, k=3).threshold is not None
+    assert retriever.config.mode == "hybrid"
+
+
+def test_an_unknown_mode_is_refused(retriever: Retriever) -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         Config(mode="semantic")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        retriever.retrieve("七台河在哪里？", mode="semantic")

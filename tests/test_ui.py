@@ -126,14 +126,16 @@ class FakeRetriever:
         self.queries: list[str] = []
         self.files: dict[str, str] = {"a.txt": "七台河"}
         self.warmed_up = False
+        self.modes: list[str | None] = []
 
     def warm_up(self) -> None:
         self.warmed_up = True
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
         if not question.strip():
             raise QuestionError("the question is empty")
         self.queries.append(question)
+        self.modes.append(mode)
         hits = [make_hit("项目总投资1000万元。", rank=i) for i in range(1, (k or 5) + 1)]
         return Answer(question.strip(), hits, found=True)
 
@@ -171,6 +173,20 @@ def test_a_follow_up_is_searched_as_the_resolved_question(
 def test_k_is_clamped_to_the_slider_range(backend: ChatBackend) -> None:
     assert len(backend.reply("问题？", [], k=50).to_dict()["hits"]) == 10
     assert len(backend.reply("问题？", [], k=0).to_dict()["hits"]) == 5
+
+
+def test_a_mode_picked_in_the_page_is_used_and_named_in_the_reply(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    picked = backend.reply("项目总投资是多少？", [], k=3, mode="dense")
+    default = backend.reply("项目总投资是多少？", [], k=3, mode=None)
+    same = backend.reply("项目总投资是多少？", [], k=3, mode="lexical")  # the library's own
+    assert fake.modes == ["dense", None, "lexical"]
+    assert "检索方式：向量" in picked.html and picked.to_dict()["mode"] == "dense"
+    assert "检索方式" not in default.html and default.to_dict()["mode"] == "lexical"
+    assert "检索方式" not in same.html
+    english = backend.reply("What is the total investment?", [], k=3, mode="dense")
+    assert "Retrieval mode: dense (vectors)" in english.html
 
 
 def test_library_errors_become_visible_messages_not_exceptions(backend: ChatBackend) -> None:
@@ -504,6 +520,21 @@ def test_an_example_click_asks_it_with_the_chosen_number_of_passages(page: Any) 
     assert reply.locator(".nq-hit").count() == 2
     files = [str(cite.inner_text()) for cite in reply.locator(".nq-cite").all()]
     assert any(f.startswith("003_80151df246a9c92a.txt:") for f in files), files
+    expect(reply.locator(".nq-answer")).to_contain_text("614个风机点位")
+
+
+@pytest.mark.slow
+def test_the_retrieval_mode_can_be_picked_in_the_settings(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.locator("#nq-mode").get_by_text("关键词", exact=True).click()
+    reply = ask_in_page(page, "宝泰隆一矿的设计产能是多少？")
+    expect(reply.locator(".nq-mode")).to_have_text("检索方式：关键词")
+    expect(reply.locator(".nq-answer")).to_contain_text("90万吨")
+    page.locator("#nq-mode").get_by_text("混合", exact=True).click()
+    again = ask_in_page(page, "宝泰隆一矿的设计产能是多少？")
+    expect(again.locator(".nq-answer")).to_contain_text("90万吨")
+    assert again.locator(".nq-mode").count() == 0  # the library's own mode is not named
 
 
 @pytest.mark.slow
@@ -562,5 +593,8 @@ def test_the_api_follows_up_and_reports_errors(server: Server) -> None:
     follow = client.predict("那它的总投资呢？", [first["query"]], 5, api_name="/ask")
     assert follow["query"] == "七台河冰雪经济产业园研创中心项目的总投资是多少"
     assert any(hit["file"] == AREA_FILE for hit in follow["hits"][:3])
+    dense = client.predict(AREA, [], 3, "dense", api_name="/ask")
+    assert dense["mode"] == "dense" and dense["hits"][0]["file"] == AREA_FILE
+    assert first["mode"] == "hybrid"
     empty = client.predict("   ", [], 5, api_name="/ask")
     assert empty["error"] and "问题不能为空" in empty["html"] and not empty["hits"]

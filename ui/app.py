@@ -44,7 +44,12 @@ class Handlers:
         return "", [*messages, shown], text.strip()
 
     def answer(
-        self, text: str, messages: list[Message], history: list[str], k: float
+        self,
+        text: str,
+        messages: list[Message],
+        history: list[str],
+        k: float,
+        mode: str | None = None,
     ) -> Iterator[tuple[list[Message], list[str]]]:
         """Answer the pending question; a notice comes first while the index is building."""
         if not text:
@@ -53,7 +58,7 @@ class Handlers:
         notice = self.backend.pending_notice()
         if notice:
             yield [*messages, {"role": "assistant", "content": notice}], history
-        reply = self.backend.reply(text, history, int(k))
+        reply = self.backend.reply(text, history, int(k), mode)
         new_history = [*history, reply.query] if reply.query else history
         yield [*messages, {"role": "assistant", "content": reply.html}], new_history
 
@@ -78,14 +83,16 @@ class Handlers:
         return render_articles(self.backend.articles())
 
     def ask_api(
-        self, question: str, history: list[str] | None = None, k: int = 5
+        self, question: str, history: list[str] | None = None, k: int = 5, mode: str = ""
     ) -> dict[str, Any]:
         """API: answer ``question`` (a follow-up of ``history``, the earlier queries).
+
+        ``mode`` is ``"hybrid"``, ``"dense"`` or ``"lexical"``; empty for the library's.
 
         Returns the searched query, whether the articles answer, the best sentence, the
         top citation, the hits and the reply HTML; errors come back in ``error``.
         """
-        return self.backend.reply(question, history or [], k).to_dict()
+        return self.backend.reply(question, history or [], k, mode or None).to_dict()
 
     def status_api(self) -> dict[str, Any]:
         """API: whether the index is open, the library's size and the retrieval mode."""
@@ -106,8 +113,9 @@ def build_app(source: Source | None = None) -> gr.Blocks:
         The Gradio app, queued; serve it with :func:`serve` (which adds the styles).
     """
     handlers = Handlers(ChatBackend(_service(source).start()))
+    mode = source.mode if isinstance(source, Config) else None
     with gr.Blocks(title="newsqa · 新闻问答") as app:
-        page = build_layout(handlers.backend.status_text(), handlers.article_list())
+        page = build_layout(handlers.backend.status_text(), handlers.article_list(), 5, mode)
         _wire(app, page, handlers)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app
@@ -153,7 +161,7 @@ def launch(
         port: TCP port.
     """
     config = chat_config(config)
-    app = build_app(RetrieverService.for_config(config))
+    app = build_app(config)
     print(f"newsqa chat: library {config.corpus}")
     print(f"newsqa chat: open http://{host}:{port} in a browser (Ctrl+C to stop)", flush=True)
     serve(app, host, port, block=True)
@@ -164,7 +172,7 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
     turn = [page.question, page.chatbot]
     answer_args = {
         "fn": handlers.answer,
-        "inputs": [page.pending, page.chatbot, page.queries, page.k],
+        "inputs": [page.pending, page.chatbot, page.queries, page.k, page.mode],
         "outputs": [page.chatbot, page.queries],
         **PRIVATE,
     }

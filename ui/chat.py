@@ -24,6 +24,7 @@ class Reply:
         html: the chat reply, escaped and ready to show.
         answer: the retriever's answer (None after an error).
         error: the error message ("" when the question was answered).
+        mode: the retrieval mode that answered ("" after an error).
     """
 
     question: str
@@ -31,6 +32,7 @@ class Reply:
     html: str
     answer: Answer | None = None
     error: str = ""
+    mode: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The reply as JSON-ready data (the ``ask`` API's result)."""
@@ -54,6 +56,7 @@ class Reply:
                 }
                 for hit in hits
             ],
+            "mode": self.mode,
             "error": self.error,
             "html": self.html,
         }
@@ -95,7 +98,13 @@ class ChatBackend:
         """The retriever, waiting while it is still being opened."""
         return self.service.get()
 
-    def reply(self, question: str, history: list[str] | None = None, k: int = 5) -> Reply:
+    def reply(
+        self,
+        question: str,
+        history: list[str] | None = None,
+        k: int = 5,
+        mode: str | None = None,
+    ) -> Reply:
         """Answer one chat turn.
 
         Args:
@@ -103,6 +112,7 @@ class ChatBackend:
             history: the queries searched earlier in this conversation, oldest first;
                 a follow-up is resolved against the last of them.
             k: how many passages to show (clamped to 1–:data:`MAX_K`).
+            mode: ``"hybrid"``, ``"dense"`` or ``"lexical"`` (default: the library's).
 
         Returns:
             The :class:`Reply`; library errors become a visible message, never raised.
@@ -110,14 +120,17 @@ class ChatBackend:
         english = is_english(question)
         try:
             query = contextualize(question.strip(), list(history or []))
-            answer = self.retriever.ask(query, _clamp(k))
+            answer = self.retriever.ask(query, _clamp(k), mode or None)
         except (RagError, ValueError) as exc:
             return Reply(question, "", render_error(_message(exc), english), error=_message(exc))
+        default = self.retriever.config.mode
+        shown_mode = mode if mode and mode != default else ""
         return Reply(
             question,
             answer.question,
-            render_reply(answer, answer.question, question, english),
+            render_reply(answer, answer.question, question, english, shown_mode),
             answer,
+            mode=mode or default,
         )
 
     def add_files(self, paths: list[str]) -> UploadResult:

@@ -18,6 +18,8 @@ EXAMPLES = [
     "What is the total investment of the Jiulong pumped storage power station?",
 ]
 
+MODE_CHOICES = [("混合", "hybrid"), ("向量", "dense"), ("关键词", "lexical")]
+
 INTRO = (
     "## 新闻问答 · 有出处的检索\n"
     "向文章库提问（中文或英文），每个回答都标明出自哪篇文章、哪几行。"
@@ -82,6 +84,7 @@ class Page:
     ask: gr.Button
     examples: gr.Dataset
     k: gr.Slider
+    mode: gr.Radio
     clear: gr.Button
     upload: gr.UploadButton
     upload_status: gr.Markdown
@@ -91,13 +94,17 @@ class Page:
     timer: gr.Timer  # polls the status while the index is opening
 
 
-def build_layout(status: str, articles: str, default_k: int = 5) -> Page:
+def build_layout(
+    status: str, articles: str, default_k: int = 5, default_mode: str | None = None
+) -> Page:
     """Lay out the page; call inside a ``gr.Blocks`` context.
 
     Args:
         status: the initial status line (Markdown).
         articles: the initial article list (HTML, escaped).
         default_k: the initial number of passages per reply.
+        default_mode: the retrieval mode selected at first (None: the library's own,
+            named in the status line, until the user picks one).
 
     Returns:
         The components to wire events to.
@@ -123,7 +130,7 @@ def build_layout(status: str, articles: str, default_k: int = 5) -> Page:
                 elem_id="nq-examples",
             )
         with gr.Column(scale=2):
-            k, clear = _settings(default_k)
+            k, mode, clear = _settings(default_k, default_mode)
             upload, upload_status = _upload_panel()
             with gr.Accordion("已索引的文章", open=False):
                 articles_html = gr.HTML(articles, elem_id="nq-articles")
@@ -134,6 +141,7 @@ def build_layout(status: str, articles: str, default_k: int = 5) -> Page:
         ask=ask,
         examples=examples,
         k=k,
+        mode=mode,
         clear=clear,
         upload=upload,
         upload_status=upload_status,
@@ -160,15 +168,18 @@ def _chatbot() -> gr.Chatbot:
     )
 
 
-def _settings(default_k: int) -> tuple[gr.Slider, gr.Button]:
+def _settings(default_k: int, default_mode: str | None) -> tuple[gr.Slider, gr.Radio, gr.Button]:
     with gr.Accordion("设置", open=True):
         k = gr.Slider(1, MAX_K, value=default_k, step=1, label="显示段落数", elem_id="nq-k")
-        gr.Markdown(
-            "检索方式在启动时选择：`newsqa chat --mode hybrid|dense|lexical`"
-            "（当前方式见上方状态）。"
+        mode = gr.Radio(
+            MODE_CHOICES,
+            value=default_mode,
+            label="检索方式",
+            info="混合：向量与关键词结果融合后重排（推荐）",
+            elem_id="nq-mode",
         )
         clear = gr.Button("新对话", size="sm", elem_id="nq-clear")
-    return k, clear
+    return k, mode, clear
 
 
 def _upload_panel() -> tuple[gr.UploadButton, gr.Markdown]:

@@ -17,7 +17,10 @@ EXCERPT_CONTEXT = 60  # characters of context around the answer in a folded pass
 class Labels:
     """The words of a reply, in the question's language."""
 
+    colon: str
     searched: str
+    mode: str
+    modes: dict[str, str]
     passages: str
     not_found: str
     weak: str
@@ -29,7 +32,10 @@ class Labels:
 
 
 ZH = Labels(
+    colon="：",
     searched="检索语句",
+    mode="检索方式",
+    modes={"hybrid": "混合", "dense": "向量", "lexical": "关键词"},
     passages="出处段落",
     not_found="资料中没有找到相关内容。",
     weak="低相关",
@@ -40,7 +46,10 @@ ZH = Labels(
     error="出错了",
 )
 EN = Labels(
+    colon=": ",
     searched="Searched as",
+    mode="Retrieval mode",
+    modes={"hybrid": "hybrid", "dense": "dense (vectors)", "lexical": "lexical (keywords)"},
     passages="Sources",
     not_found="The articles do not contain this.",
     weak="weak match",
@@ -57,7 +66,9 @@ def labels_for(english: bool) -> Labels:
     return EN if english else ZH
 
 
-def render_reply(answer: Answer, query: str, question: str, english: bool = False) -> str:
+def render_reply(
+    answer: Answer, query: str, question: str, english: bool = False, mode: str = ""
+) -> str:
     """The chat reply to one question, as one self-contained HTML block.
 
     Args:
@@ -65,6 +76,8 @@ def render_reply(answer: Answer, query: str, question: str, english: bool = Fals
         query: the text actually searched (the contextualized question).
         question: what the user typed; ``query`` is shown when it differs.
         english: reply in English rather than Chinese.
+        mode: the retrieval mode, named in the reply when the user chose one other
+            than the library's ("" for the library's).
 
     Returns:
         HTML with all article text escaped: the quoted answering sentence with its
@@ -74,7 +87,10 @@ def render_reply(answer: Answer, query: str, question: str, english: bool = Fals
     words = labels_for(english)
     parts = []
     if query.strip() != question.strip():
-        parts.append(f'<div class="nq-query">{words.searched}：{escape(query)}</div>')
+        parts.append(f'<div class="nq-query">{words.searched}{words.colon}{escape(query)}</div>')
+    if mode:
+        name = escape(words.modes.get(mode, mode))
+        parts.append(f'<div class="nq-query nq-mode">{words.mode}{words.colon}{name}</div>')
     if answer.found and answer.best is not None:
         parts.append(_render_best(answer.best))
         parts.append(_render_hits(answer.hits, words, weak=False))
@@ -96,8 +112,8 @@ def render_error(message: str, english: bool = False) -> str:
     Returns:
         An HTML block.
     """
-    label = labels_for(english).error
-    return _block("nq-reply nq-error", f"<b>{label}：</b>{escape(message)}")
+    words = labels_for(english)
+    return _block("nq-reply nq-error", f"<b>{words.error}{words.colon}</b>{escape(message)}")
 
 
 def render_notice(message: str) -> str:
