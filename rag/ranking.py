@@ -49,7 +49,6 @@ COUNTED_TIME = {"月": "个[多半]?月", "时": "个[多半]?小时", "天": "�
 # An English "how many/much" question says its unit with a noun; the first one after
 # "how" picks the measure words that answer it ("" for percentages: no measure word).
 ENGLISH_UNITS = (
-    (r"old|ages?", "岁"),
     (
         r"people|persons?|members?|staff|workers?|employees?|doctors?|nurses?|volunteers?"
         r"|individuals?|students?|residents?|athletes?|teachers?|officers?|talents?",
@@ -229,8 +228,9 @@ class QueryTerms:
 
         A question that names a measure word needs a number with it ("12名" for 多少名),
         one that asks how much of an attribute ("…的总投资是多少") needs it named, a "when"
-        question needs a date, a "who" question a person's name. Questions that ask for
-        none of these fit any sentence.
+        question needs a date, a "who" question a person's name, a "哪所学校/where"
+        question a place or body of that kind. Questions that ask for none of these fit
+        any sentence.
         """
         folded = fold(sentence)
         if self.unit and not re.search(f"{NUMERAL}{self._unit_pattern}", folded):

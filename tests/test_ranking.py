@@ -102,6 +102,7 @@ def test_an_english_how_many_needs_a_number_with_the_unit_its_noun_names() -> No
     assert money.fits("3年来累计完成投资77亿元。")
     assert not money.fits("将为5000名以上的技术人员提供就业岗位。")
     assert QueryTerms.of("How old is Guan Chengliang?").fits("43岁的关成亮已在寒风中忙碌。")
+    assert QueryTerms.of("How many old people live in the community?").unit == "名人位"
     assert QueryTerms.of("How many pairs will it make?").fits("产量有望突破3万双。")
     sites = QueryTerms.of("How many wind turbine sites did Wudalianchi select?")
     assert sites.fits("选取了 614个风机点位。")  # no known noun: any measure word
