@@ -201,7 +201,7 @@ class ChatBackend:
             return f"**请稍候**：{what}{progress}…… 已用 {data['seconds']:.0f} 秒"
         return (
             f"**已就绪**：{data['files']} 个文件、{data['articles']} 篇文章 · "
-            f"检索方式 `{data['mode']}` · 用时 {data['seconds']:.1f} 秒载入"
+            f"默认检索方式 `{data['mode']}` · 用时 {data['seconds']:.1f} 秒载入"
         )
 
     def pending_notice(self) -> str | None:
