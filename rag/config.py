@@ -70,7 +70,11 @@ class Config:
             Chinese question (calibrated for the default model and second stage, see
             README "Saying 'not in the articles'").
         min_score_cross_lingual: the same for questions not written in Chinese, whose
-            cosines to Chinese text run lower.
+            cosines to Chinese text run lower, when the top passage shares a name with
+            the question (its pinyin: "Wudalianchi" in 五大连池).
+        min_score_cross_lingual_unnamed: the same when it shares none: cosine alone
+            tells off-topic English questions apart poorly (they reach 1.62 on the
+            seeds, answerable ones without a shared name 1.64).
         max_question_chars: longer questions are truncated with a warning.
         batch_size: embedding batch size.
     """
@@ -92,6 +96,7 @@ class Config:
     k: int = 5
     min_score: float = 1.84
     min_score_cross_lingual: float = 1.50
+    min_score_cross_lingual_unnamed: float = 1.64
     max_question_chars: int = 2000
     batch_size: int = 32
 

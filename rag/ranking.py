@@ -51,7 +51,8 @@ COUNTED_TIME = {"月": "个[多半]?月", "时": "个[多半]?小时", "天": "�
 ENGLISH_UNITS = (
     (
         r"people|persons?|members?|staff|workers?|employees?|doctors?|nurses?|volunteers?"
-        r"|individuals?|students?|residents?|athletes?|teachers?|officers?|talents?",
+        r"|individuals?|students?|residents?|athletes?|teachers?|officers?|talents?"
+        r"|tourists?|visitors?|passengers?|patients?|children|farmers?|villagers?",
         "名人位",
     ),
     (r"yuan|money|invest\w*|costs?|funds?|funding|spen[dt]|revenue|price|profit", "元钱块美港欧镑"),

@@ -232,17 +232,26 @@ class Retriever:
         if mode == "lexical" or not self.config.rerank:
             # thresholds are calibrated on the second stage's scores, which need the model
             return Answer(question=question.strip(), hits=hits, found=decide_found(hits, None))
-        threshold = (
-            self.config.min_score_cross_lingual
-            if is_cross_lingual(question)
-            else self.config.min_score
-        )
+        threshold = self._threshold(question, hits[0] if hits else None)
         return Answer(
             question=question.strip(),
             hits=hits,
             found=decide_found(hits, threshold),
             threshold=threshold,
         )
+
+    def _threshold(self, question: str, top: Hit | None) -> float:
+        """The calibrated score the top hit needs: lower for questions in another language,
+        unless the top passage shares no name with the question (see ``Config``)."""
+        if not is_cross_lingual(question):
+            return self.config.min_score
+        terms = QueryTerms.of(normalise_query(question))
+        named = top is not None and (
+            terms.overlap(top.text) > 0 or terms.overlap(top.citation.title) > 0
+        )
+        if named:
+            return self.config.min_score_cross_lingual
+        return self.config.min_score_cross_lingual_unnamed
 
     def _mode(self, mode: str | None) -> str:
         if mode is None:

@@ -198,6 +198,31 @@ def test_tempting_questions_the_articles_do_not_answer_are_refused(
 @pytest.mark.parametrize(
     "question",
     [
+        "Who won the 2022 football World Cup?",
+        "How many bones are in the human body?",
+        "How many legs does a spider have?",
+    ],
+)
+def test_off_topic_english_questions_are_refused(retriever: Retriever, question: str) -> None:
+    # their cosines reach the named threshold; sharing no name, they need the higher one
+    answer = retriever.ask(question)
+    assert not answer.found
+    assert answer.threshold == retriever.config.min_score_cross_lingual_unnamed
+
+
+def test_an_english_question_naming_a_place_of_the_passage_gets_the_lower_threshold(
+    retriever: Retriever,
+) -> None:
+    named = retriever.ask("How many wind turbine sites did Wudalianchi select?")
+    assert named.found and named.threshold == retriever.config.min_score_cross_lingual
+    unnamed = retriever.ask("To how many were the AI seats of Harbin's 12345 hotline increased?")
+    assert unnamed.threshold == retriever.config.min_score_cross_lingual_unnamed
+    assert unnamed.found  # Harbin is written haerbin in pinyin: found on its score alone
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
         "宝泰隆一矿的设计产能是多少？",
         "How many wind turbine sites did Wudalianchi select?",
         "七台河援助湖北孝感医疗队有多少名队员？",
