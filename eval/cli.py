@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from rag import Config, RagError
-from rag.config import cache_dir
+from rag import Config, RagError, cache_dir
 
 from .qa import load_jsonl, load_squad, squad_corpus_dir
 from .report import markdown, markdown_tradeoff, plot_hit_curves, write_json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .answer import Answer
-from .config import Config
+from .config import Config, bundled_seeds_dir, cache_dir
 from .conversation import contextualize, is_english
 from .errors import (
     CorpusError,
@@ -31,6 +31,8 @@ __all__ = [
     "Retriever",
     "UnreadableFileError",
     "ask",
+    "bundled_seeds_dir",
+    "cache_dir",
     "contextualize",
     "is_english",
     "retrieve",

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import Config, RagError, Retriever
-from rag.config import bundled_seeds_dir, cache_dir
+from rag import Config, RagError, Retriever, bundled_seeds_dir, cache_dir
 
 RetrieverFactory = Callable[[], Retriever]
 
