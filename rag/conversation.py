@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .lexical import load_jieba
+from .lexical import load_jieba, normalise_query
 
 __all__ = ["Topic", "contextualize", "is_english", "topic_of"]
 
@@ -158,8 +158,8 @@ def contextualize(question: str, history: list[str]) -> str:
         return question
     if is_english(question):
         resolved = _resolve_english(question, previous)
-    else:
-        resolved = _resolve_chinese(question, previous)
+    else:  # in simplified characters, as the searched query is shown
+        resolved = _resolve_chinese(normalise_query(question), previous)
     return resolved if resolved is not None else question
 
 

@@ -160,6 +160,25 @@ def fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def _to_simplified() -> Any:
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def normalise_query(text: str) -> str:
+    """Fold a question into the articles' writing: half-width, simplified characters.
+
+    Args:
+        text: the question as typed (full-width digits, traditional characters …).
+
+    Returns:
+        The question in the form the articles are written in.
+    """
+    return str(_to_simplified().convert(unicodedata.normalize("NFKC", text)))
+
+
+@lru_cache(maxsize=1)
 def load_jieba() -> Any:
     """The jieba module, initialised once and quiet (it prints while loading)."""
     _require(JIEBA_AVAILABLE, "jieba")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from .conversation import is_english
 from .lexical import english_words, fold, load_jieba, pinyin_text
@@ -136,27 +135,6 @@ W_FITS = 0.05  # the best sentence holds the asked-for form (see QueryTerms.fits
 # Within a chunk, the answering sentence is the closest in meaning, nudged by literal
 # evidence (shared words, the question's numbers).
 W_SENTENCE_LITERAL = 0.1
-
-
-@lru_cache(maxsize=1)
-def _to_simplified() -> Any:
-    from opencc import OpenCC
-
-    return OpenCC("t2s")
-
-
-def normalise_query(text: str) -> str:
-    """Fold a question into the articles' writing: half-width, simplified characters.
-
-    Args:
-        text: the question as typed (full-width digits, traditional characters …).
-
-    Returns:
-        The question in the form the articles are written in.
-    """
-    import unicodedata
-
-    return str(_to_simplified().convert(unicodedata.normalize("NFKC", text)))
 
 
 def is_cross_lingual(question: str) -> bool:

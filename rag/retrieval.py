@@ -16,14 +16,13 @@ from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
 from .errors import CorpusError, QuestionError
 from .index import CorpusIndex, UpdateReport
-from .lexical import fold, tokenize
+from .lexical import fold, normalise_query, tokenize
 from .ranking import (
     Candidate,
     QueryTerms,
     fuse,
     is_cross_lingual,
     mark_sentences,
-    normalise_query,
     rerank,
 )
 from .records import Chunk, Hit

@@ -49,6 +49,12 @@ def test_an_elliptical_question_naming_its_own_subject_keeps_it() -> None:
     assert contextualize("那七台河市的人口呢？", [AREA]) == "七台河市的人口是多少"
 
 
+def test_a_follow_up_in_traditional_characters_is_searched_in_simplified() -> None:
+    history = ["七台河冰雪经济产业园研创中心项目的总建筑面积是多少"]
+    resolved = contextualize("那它的總投資呢？", history)
+    assert resolved == "七台河冰雪经济产业园研创中心项目的总投资是多少"
+
+
 def test_without_history_nothing_changes() -> None:
     assert contextualize("那它的总投资呢？", []) == "那它的总投资呢？"
     assert contextualize("那它的总投资呢？", ["", "  "]) == "那它的总投资呢？"

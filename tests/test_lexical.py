@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag import IndexCorruptError
-from rag.lexical import BM25sIndex, create_lexical_index, tokenize
+from rag.lexical import BM25sIndex, create_lexical_index, normalise_query, tokenize
 
 TEXTS = [
     "七台河冰雪经济产业园研创中心项目总建筑面积2800平方米。",
@@ -77,3 +77,11 @@ def test_unknown_backend_or_tokenizer_is_a_clear_error() -> None:
         create_lexical_index("whoosh", "jieba")
     with pytest.raises(Exception, match="unknown lexical tokenizer"):
         create_lexical_index("bm25s", "words")
+
+
+def test_traditional_and_full_width_questions_are_folded() -> None:
+    assert (
+        normalise_query("七臺河冰雪經濟產業園總建築面積是多少？")
+        == "七台河冰雪经济产业园总建筑面积是多少?"
+    )
+    assert normalise_query("ＧＤＰ增長５．２％") == "GDP增长5.2%"

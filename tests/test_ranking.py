@@ -8,7 +8,6 @@ from rag.ranking import (
     fuse,
     is_cross_lingual,
     mark_sentences,
-    normalise_query,
     rerank,
     sentence_spans,
 )
@@ -28,14 +27,6 @@ def _chunk(id: str, text: str, title: str = "标题") -> Chunk:
         line_end=1,
         text=text,
     )
-
-
-def test_traditional_and_full_width_questions_are_folded() -> None:
-    assert (
-        normalise_query("七臺河冰雪經濟產業園總建築面積是多少？")
-        == "七台河冰雪经济产业园总建筑面积是多少?"
-    )
-    assert normalise_query("ＧＤＰ增長５．２％") == "GDP增长5.2%"
 
 
 def test_sentence_spans_keep_end_punctuation_and_closing_quotes() -> None:
