@@ -181,7 +181,8 @@ class QueryTerms:
     @classmethod
     def of(cls, question: str) -> QueryTerms:
         """Split ``question`` into matchable terms (question words dropped)."""
-        q = QUESTION_WORDS.sub(" ", fold(question))
+        folded = fold(question)
+        q = QUESTION_WORDS.sub(" ", folded)
         english, english_names = english_words(question) if is_english(question) else ((), ())
         return cls(
             english=frozenset(english),
@@ -190,16 +191,14 @@ class QueryTerms:
             bigrams=frozenset(g for g in _bigrams(q) if " " not in g),
             numbers=frozenset(NUMBER.findall(q)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
-            focus=frozenset(
-                _bigrams(match.group(1)) if (match := FOCUS.search(fold(question))) else ()
-            ),
+            focus=frozenset(_bigrams(match.group(1)) if (match := FOCUS.search(folded)) else ()),
             attribute=_asked_attribute(question),
             unit=_asked_unit(question),
             wants_date=bool(DATE_QUESTION.search(question)),
             wants_person=bool(PERSON_QUESTION.search(question)),
             names=frozenset(_tagged_words(question, NAME_TAGS)) - GENERIC_PLACES,
             place=_asked_place(question),
-            question=fold(question),
+            question=folded,
         )
 
     def fits(self, sentence: str) -> bool:
@@ -288,7 +287,7 @@ class QueryTerms:
         score = self.overlap(sentence) + 0.5 * self.numbers_in(sentence)
         if self.focus:
             score += len(self.focus & _bigrams(folded)) / len(self.focus)
-        if self.wants_quantity and not QUANTITY.search(fold(sentence)):
+        if self.wants_quantity and not QUANTITY.search(folded):
             score *= 0.5  # "how much/many" is answered by a sentence with a number
         if self.asks_form and (self.fits(sentence) if fits is None else fits):
             score += 1.0  # the sentence holds what is asked: a number with its unit …

@@ -184,6 +184,12 @@ class Retriever:
             QuestionError: the question is empty.
             ValueError: ``k`` below 1 or an unknown ``mode``.
         """
+        return self._search(question, k, mode)[1]
+
+    def _search(
+        self, question: str, k: int | None, mode: str | None
+    ) -> tuple[QueryTerms, list[Hit]]:
+        """:meth:`retrieve`, also returning the question's terms (``ask`` needs them)."""
         question = clean_question(question, self.config.max_question_chars)
         k = k or self.config.k
         if k < 1:
@@ -213,7 +219,7 @@ class Retriever:
         if self.config.rerank:
             candidates = rerank(candidates, terms)
         top = candidates[:k]
-        return [_hit(rank, c) for rank, c in enumerate(top, start=1)]
+        return terms, [_hit(rank, c) for rank, c in enumerate(top, start=1)]
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
         """Retrieve and decide whether the articles answer ``question``.
@@ -227,11 +233,11 @@ class Retriever:
             The :class:`Answer`: hits, best sentence, and ``found``.
         """
         mode = self._mode(mode)
-        hits = self.retrieve(question, k, mode)
+        terms, hits = self._search(question, k, mode)
         if mode == "lexical" or not self.config.rerank:
             # thresholds are calibrated on the second stage's scores, which need the model
             return Answer(question=question.strip(), hits=hits, found=decide_found(hits, None))
-        threshold = self._threshold(question, hits[0] if hits else None)
+        threshold = self._threshold(question, terms, hits[0] if hits else None)
         return Answer(
             question=question.strip(),
             hits=hits,
@@ -239,12 +245,11 @@ class Retriever:
             threshold=threshold,
         )
 
-    def _threshold(self, question: str, top: Hit | None) -> float:
+    def _threshold(self, question: str, terms: QueryTerms, top: Hit | None) -> float:
         """The calibrated score the top hit needs: lower for questions in another language,
         unless the top passage shares no name with the question (see ``Config``)."""
         if not is_cross_lingual(question):
             return self.config.min_score
-        terms = QueryTerms.of(normalise_query(question))
         named = top is not None and (
             terms.overlap(top.text) > 0 or terms.overlap(top.citation.title) > 0
         )

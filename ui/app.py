@@ -92,7 +92,7 @@ class Handlers:
         Returns the searched query, whether the articles answer, the best sentence, the
         top citation, the hits and the reply HTML; errors come back in ``error``.
         """
-        return self.backend.reply(question, history or [], k, mode or None).to_dict()
+        return self.backend.reply(question, history or [], k, mode).to_dict()
 
     def status_api(self) -> dict[str, Any]:
         """API: whether the index is open, the library's size and the retrieval mode."""
@@ -115,7 +115,9 @@ def build_app(source: Source | None = None) -> gr.Blocks:
     handlers = Handlers(ChatBackend(_service(source).start()))
     mode = source.mode if isinstance(source, Config) else None
     with gr.Blocks(title="newsqa · 新闻问答") as app:
-        page = build_layout(handlers.backend.status_text(), handlers.article_list(), 5, mode)
+        page = build_layout(
+            handlers.backend.status_text(), handlers.article_list(), default_mode=mode
+        )
         _wire(app, page, handlers)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app

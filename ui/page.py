@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .chat import MAX_K
+from .render import ZH
 
 EXAMPLES = [
     "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
@@ -18,7 +19,7 @@ EXAMPLES = [
     "What is the total investment of the Jiulong pumped storage power station?",
 ]
 
-MODE_CHOICES = [("混合", "hybrid"), ("向量", "dense"), ("关键词", "lexical")]
+MODE_CHOICES = [(label, mode) for mode, label in ZH.modes.items()]
 
 INTRO = (
     "## 新闻问答 · 有出处的检索\n"
