@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidArgumentError
+
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 # Chunk size and overlap in characters, measured on eval/qa_seeds.jsonl with
@@ -45,6 +47,46 @@ def bundled_seeds_dir() -> Path:
 
 
 MODES = ("dense", "lexical", "hybrid")
+# How many passages a question may ask for: the one bound the library, CLI, chat and API share.
+K_MIN, K_MAX = 1, 20
+
+
+def check_k(k: object) -> int:
+    """Validate a number of passages.
+
+    Args:
+        k: what the caller asked for (an int; a whole float from a slider is accepted).
+
+    Returns:
+        ``k`` as an int.
+
+    Raises:
+        InvalidArgumentError: not a whole number from :data:`K_MIN` to :data:`K_MAX`.
+    """
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not K_MIN <= k <= K_MAX:
+        raise InvalidArgumentError(
+            f"the number of passages must be a whole number from {K_MIN} to {K_MAX}, not {k!r}"
+        )
+    return k
+
+
+def check_mode(mode: object) -> str:
+    """Validate a retrieval mode.
+
+    Args:
+        mode: ``"dense"``, ``"lexical"`` or ``"hybrid"``.
+
+    Returns:
+        The mode.
+
+    Raises:
+        InvalidArgumentError: any other value.
+    """
+    if not isinstance(mode, str) or mode not in MODES:
+        raise InvalidArgumentError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -102,13 +144,11 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.chunk_size < 50:
-            raise ValueError("chunk_size must be at least 50 characters")
+            raise InvalidArgumentError("chunk_size must be at least 50 characters")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError("chunk_overlap must be between 0 and chunk_size")
-        if self.k < 1:
-            raise ValueError("k must be at least 1")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+            raise InvalidArgumentError("chunk_overlap must be between 0 and chunk_size")
+        check_k(self.k)
+        check_mode(self.mode)
 
     @property
     def corpus(self) -> Path:

