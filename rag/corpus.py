@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+import errno
 import hashlib
+import os
 import re
+import stat
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
@@ -57,8 +61,21 @@ class _Paragraph:
         self.text, self.line_of = self.text[n:], self.line_of[n:]
 
 
+# Byte order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def decode_bytes(data: bytes, name: str) -> str:
-    """Decode a file's bytes as UTF-8, else GB18030 (a superset of GBK/GB2312).
+    """Decode a file's bytes: by its byte order mark, else UTF-8, else GB18030.
+
+    A byte order mark selects UTF-8, UTF-16 (LE/BE) or UTF-32 (LE/BE); without one the
+    text is tried as UTF-8, then GB18030 (a superset of GBK/GB2312).
 
     Args:
         data: raw file content.
@@ -70,6 +87,18 @@ def decode_bytes(data: bytes, name: str) -> str:
     Raises:
         UnreadableFileError: the bytes are binary or in no encoding we can decode.
     """
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(encoding).removeprefix("\ufeff")
+            except UnicodeDecodeError:
+                continue
+            if encoding == "utf-8-sig" or _plausible(text):
+                return _refuse_binary(text, name)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # UTF-32 marks too
+        raise UnreadableFileError(
+            f"{name}: starts with a UTF-16 byte order mark but is not UTF-16 text, skipped"
+        )
     if b"\x00" in data[:65536]:
         raise UnreadableFileError(f"{name}: looks like a binary file (NUL bytes), skipped")
     for encoding in ("utf-8-sig", "gb18030"):
@@ -77,27 +106,253 @@ def decode_bytes(data: bytes, name: str) -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        controls = sum(
-            1 for c in text[:20000] if unicodedata.category(c) == "Cc" and c not in "\r\n\t\f"
-        )
-        if controls > max(5, len(text[:20000]) // 100):
-            raise UnreadableFileError(f"{name}: looks like a binary file, skipped")
-        return text
+        return _refuse_binary(text, name)
     raise UnreadableFileError(f"{name}: not UTF-8 or GBK/GB18030 text, skipped")
 
 
-def iter_corpus_files(folder: Path) -> Iterator[Path]:
-    """Every ``.txt``/``.md`` file below ``folder``, in a stable order."""
+def _plausible(text: str) -> bool:
+    """False when text decoded by a UTF-16/32 mark is mostly code points no text uses.
+
+    Bytes that merely start with ``FF FE`` (a Latin-1 ``ÿþ``) decode as UTF-16 into
+    unassigned, private-use and stray BOM characters, never into real text.
+    """
+    sample = text[:20000]
+    odd = sum(1 for c in sample if c == "\ufeff" or unicodedata.category(c) in ("Cn", "Co", "Cs"))
+    return odd <= max(5, len(sample) // 100)
+
+
+def _refuse_binary(text: str, name: str) -> str:
+    """Return ``text``, or raise when control characters show it is binary data."""
+    sample = text[:20000]
+    controls = sum(1 for c in sample if unicodedata.category(c) == "Cc" and c not in "\r\n\t\f")
+    if "\x00" in sample or controls > max(5, len(sample) // 100):
+        raise UnreadableFileError(f"{name}: looks like a binary file, skipped")
+    return text
+
+
+@dataclass
+class CorpusScan:
+    """The article files of a folder, and the entries that were left out and why.
+
+    ``files`` maps each citable name (the POSIX path relative to the folder, valid
+    UTF-8) to the path to read, in sorted name order. A symlink inside the folder is
+    read through its resolved target, so the link cannot be swapped between the scan and
+    the read. ``skipped`` maps an entry's name as shown to the user (undecodable bytes
+    written as ``\\xff``) to a short English reason, in sorted name order.
+    """
+
+    files: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _is_article_name(name: str) -> bool:
+    return name.lower().endswith(SUFFIXES)
+
+
+def _shown(name: str) -> str:
+    """A printable form of a name that may hold undecodable bytes (as surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _valid_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
+    """Every readable ``.txt``/``.md`` file below ``folder``, in stable sorted order.
+
+    The folder is walked without following symlinks. Entries that look like articles
+    (or folders that may hold some) but cannot safely be read are reported in
+    ``skipped`` with a reason rather than dropped silently: hidden files and folders,
+    names that are not valid UTF-8, broken symlinks, symlinks resolving outside the
+    folder (never followed, never read), folders named like articles (their contents
+    are still scanned), special files (FIFOs, devices) and unreadable sub-folders.
+    Symlinked folders are never descended. A symlinked file resolving inside the folder
+    is indexed under the link's name, unless its target is itself one of the folder's
+    articles (or another link's target): then it is skipped as a duplicate. Files that
+    are not named ``.txt``/``.md`` are not articles and are not reported.
+
+    Args:
+        folder: the corpus folder.
+        exclude: a folder inside ``folder`` never to be read (the index folder, when a
+            user put it there); it is skipped silently.
+
+    Returns:
+        The article files by citable name, and the skipped entries with their reasons.
+
+    Raises:
+        CorpusError: ``folder`` is missing, not a folder, or cannot be listed.
+    """
     if not folder.is_dir():
         raise CorpusError(f"corpus folder not found: {folder}")
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith("."):
-            yield path
+    root = folder.resolve()
+    excluded = exclude.resolve() if exclude is not None else None
+    scan = CorpusScan()
+    links: list[tuple[str, Path]] = []  # (name, resolved target) of in-folder file links
+    real: dict[Path, str] = {}  # resolved path -> name of every regular article file
+    pending: list[tuple[Path, str]] = [(root, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            if not prefix:
+                raise CorpusError(f"corpus folder cannot be read: {folder} ({exc})") from exc
+            scan.skipped[_shown(prefix.rstrip("/"))] = f"folder cannot be read ({_why(exc)})"
+            continue
+        for entry in entries:
+            name = prefix + entry.name
+            reason = _classify_entry(entry, name, root, excluded, pending, links)
+            if reason is None:
+                continue
+            if reason:
+                scan.skipped[_shown(name)] = reason
+            else:  # a regular article file
+                path = root / name
+                real[path] = name
+                scan.files[name] = path
+    for name, target in sorted(links):
+        if target in real:
+            scan.skipped[name] = f"symlink to {real[target]}, already indexed under that name"
+        else:
+            real[target] = name
+            scan.files[name] = target
+    scan.files = dict(sorted(scan.files.items()))
+    scan.skipped = dict(sorted(scan.skipped.items()))
+    return scan
 
 
-def file_digest(path: Path) -> str:
-    """Content hash used to notice changed files."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _classify_entry(
+    entry: os.DirEntry[str],
+    name: str,
+    root: Path,
+    excluded: Path | None,
+    pending: list[tuple[Path, str]],
+    links: list[tuple[str, Path]],
+) -> str | None:
+    """Sort one directory entry: ``""`` an article file, a reason to report, or ``None``.
+
+    Sub-folders to descend are pushed on ``pending``, in-folder file links on ``links``.
+    """
+    article = _is_article_name(entry.name)
+    try:
+        is_link = entry.is_symlink()
+        is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+        is_file = not is_link and entry.is_file(follow_symlinks=False)
+    except OSError as exc:
+        return f"cannot be read ({_why(exc)})" if article else None
+    if is_dir and excluded is not None and Path(entry.path) == excluded:
+        return None  # the index folder: never read, not reported
+    if not _valid_utf8(entry.name):
+        if is_dir:
+            return "folder name is not valid UTF-8: rename it"
+        return "file name is not valid UTF-8: rename it" if article else None
+    if entry.name.startswith("."):
+        if is_dir:
+            return "hidden folder"
+        return "hidden file" if article else None
+    if is_link:
+        return _classify_link(Path(entry.path), name, article, root, excluded, links)
+    if is_dir:
+        pending.append((Path(entry.path), name + "/"))
+        return "a folder, not a file" if article else None
+    if not article:
+        return None
+    return "" if is_file else "not a regular file"
+
+
+def _classify_link(
+    path: Path,
+    name: str,
+    article: bool,
+    root: Path,
+    excluded: Path | None,
+    links: list[tuple[str, Path]],
+) -> str | None:
+    try:
+        target = path.resolve(strict=True)
+        mode = target.stat().st_mode
+    except (OSError, RuntimeError):  # missing target, loop, or no permission
+        return "broken symlink" if article else None
+    is_dir = stat.S_ISDIR(mode)
+    if not (article or is_dir):
+        return None
+    kind = "folder" if is_dir else "file"
+    if not _inside(target, root):
+        return f"symlink to a {kind} outside the article folder"
+    if excluded is not None and _inside(target, excluded):
+        return f"symlink to a {kind} in the index folder"
+    if is_dir:
+        return "symlink to a folder inside the article folder, not followed"
+    if not stat.S_ISREG(mode):
+        return "symlink to something that is not a regular file"
+    links.append((name, target))
+    return None
+
+
+def iter_corpus_files(folder: Path) -> Iterator[Path]:
+    """Every readable ``.txt``/``.md`` file below ``folder``, in a stable order.
+
+    A thin wrapper over :func:`scan_corpus` (which see for what is left out) for callers
+    that name a file by ``path.relative_to(folder)``: each path is ``folder / name``, so
+    an in-folder symlink is yielded under its own name.
+
+    Args:
+        folder: the corpus folder.
+
+    Returns:
+        An iterator over the paths.
+
+    Raises:
+        CorpusError: ``folder`` is missing or cannot be listed.
+    """
+    for name in scan_corpus(folder).files:
+        yield folder / name
+
+
+def _why(exc: OSError) -> str:
+    """A short reason for an operating system error."""
+    if isinstance(exc, FileNotFoundError):
+        return "it was moved or deleted"
+    if isinstance(exc, PermissionError):
+        return "permission denied: check the file's permissions"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not a file"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _open_error(name: str, exc: OSError) -> UnreadableFileError:
+    return UnreadableFileError(f"{name}: cannot be read, {_why(exc)}")
+
+
+def file_digest(path: Path, name: str | None = None) -> str:
+    """Content hash used to notice changed files.
+
+    Args:
+        path: the file.
+        name: the name to report it by (default: its file name).
+
+    Returns:
+        The hex SHA-256 of the file's bytes.
+
+    Raises:
+        UnreadableFileError: the file cannot be read (deleted, no permission, ...).
+    """
+    name = name or path.name
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise _open_error(name, exc) from exc
 
 
 def load_file(path: Path, name: str | None = None) -> list[Article]:
@@ -111,13 +366,26 @@ def load_file(path: Path, name: str | None = None) -> list[Article]:
         The file's articles, repeats removed.
 
     Raises:
-        UnreadableFileError: binary, undecodable, empty or oversized file.
+        UnreadableFileError: binary, undecodable, empty, oversized or unreadable file
+            (including one deleted or made unreadable since it was listed).
     """
     name = name or path.name
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise UnreadableFileError(f"{name}: {size} bytes is over the {MAX_FILE_BYTES} byte limit")
-    return load_bytes(path.read_bytes(), name)
+    try:
+        info = path.stat()
+        mode, size = info.st_mode, info.st_size
+        if not stat.S_ISREG(mode):
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory")
+            raise UnreadableFileError(f"{name}: not a regular file, skipped")
+        if size > MAX_FILE_BYTES:
+            raise UnreadableFileError(
+                f"{name}: {size} bytes is over the {MAX_FILE_BYTES} byte limit"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since
+    except OSError as exc:
+        raise _open_error(name, exc) from exc
+    return load_bytes(data, name)
 
 
 def load_bytes(data: bytes, name: str) -> list[Article]:
@@ -151,20 +419,26 @@ def load_bytes(data: bytes, name: str) -> list[Article]:
 def load_folder(folder: Path) -> dict[str, list[Article]]:
     """Load every readable article file of a folder.
 
-    Unreadable files are skipped with a :class:`SkippedFileWarning` naming them.
+    Entries :func:`scan_corpus` leaves out, and files that cannot be read or decoded,
+    are skipped with a :class:`SkippedFileWarning` naming them and saying why.
 
     Args:
         folder: the corpus folder.
 
     Returns:
-        Articles by file name (path relative to ``folder``).
+        Articles by file name (path relative to ``folder``), in sorted name order.
+
+    Raises:
+        CorpusError: ``folder`` is missing or cannot be listed.
     """
+    scan = scan_corpus(folder)
+    for shown, reason in scan.skipped.items():
+        warnings.warn(f"{shown}: {reason}, skipped", SkippedFileWarning, stacklevel=2)
     result: dict[str, list[Article]] = {}
-    for path in iter_corpus_files(folder):
-        name = path.relative_to(folder).as_posix()
+    for name, path in scan.files.items():
         try:
             result[name] = load_file(path, name)
-        except (UnreadableFileError, OSError) as exc:
+        except UnreadableFileError as exc:
             warnings.warn(str(exc), SkippedFileWarning, stacklevel=2)
     return result
 
@@ -188,7 +462,40 @@ def parse_articles(text: str, name: str) -> list[Article]:
     ]
     blocks = [(line, number) for line, number in blocks if line]
     paragraphs = _classify(_join_lines(blocks))
-    return _assemble(paragraphs, name)
+    return _assemble(paragraphs, name) or _whole_text_article(paragraphs, name)
+
+
+def _whole_text_article(paragraphs: list[_Paragraph], name: str) -> list[Article]:
+    """The one article of a text with no body paragraph (e.g. a lone headline).
+
+    Its title is the first line, its body every paragraph whatever its kind, so a short
+    file is indexed rather than dropped.
+    """
+    body = _unique_paragraphs([p for p in paragraphs if p.text])
+    if not body:
+        return []
+    text = "\n".join(p.text for p in body)
+    line_of: list[int] = []
+    for p in body:
+        line_of.extend(p.line_of)
+        line_of.append(p.line_of[-1])
+    line_of.pop()
+    first = body[0]
+    first_line = sum(1 for line in first.line_of if line == first.line_of[0])
+    title = first.text[:first_line].strip()
+    if len(title) > 60:
+        title = title[:60] + "…"
+    return [
+        Article(
+            file=name,
+            index=0,
+            title=title,
+            byline="",
+            text=text,
+            line_of=tuple(line_of),
+            title_line=first.line_of[0],
+        )
+    ]
 
 
 def _is_wrapped(blocks: list[tuple[str, int]]) -> bool:
