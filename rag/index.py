@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -21,9 +20,9 @@ import numpy as np
 
 from .chunking import chunk_articles
 from .config import Config
-from .corpus import SkippedFileWarning, file_digest, iter_corpus_files, load_file
+from .corpus import SkippedFileWarning, file_digest, load_file, scan_corpus
 from .embedding import Embedder
-from .errors import IndexCorruptError, UnreadableFileError
+from .errors import IndexCorruptError, IndexFolderError, UnreadableFileError
 from .lexical import LexicalIndex, create_lexical_index
 from .records import Chunk
 from .sentences import SentenceVectors, chunk_sentences
@@ -36,6 +35,10 @@ CHUNKS = "chunks.jsonl"
 
 class IndexRebuildWarning(UserWarning):
     """An existing index could not be reused (corrupt, or built with other settings)."""
+
+
+class IndexReadOnlyWarning(UserWarning):
+    """The index folder cannot be written: changes are kept in memory for this session."""
 
 
 @dataclass
@@ -55,7 +58,7 @@ class UpdateReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why it was not indexed
     embedded: int = 0
     removed: int = 0
     rebuilt: str = ""  # why the index was rebuilt from scratch, "" when it was not
@@ -91,15 +94,84 @@ def _sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _writer_lock(path: Path) -> Iterator[None]:
-    """One writer per index folder, across threads and processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("w") as handle:
+def _writer_lock(path: Path) -> Iterator[bool]:
+    """One writer per index folder, across threads and processes.
+
+    Yields whether the folder can be written: where the lock file cannot even be
+    created (a read-only cache), the index is opened read-only instead.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = (path.parent / f".{path.name}.lock").open("w")
+    except OSError:
+        yield False
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_index_folder(index: Path, corpus: Path, own_names: frozenset[str]) -> None:
+    """Refuse an index folder whose use could touch files newsqa did not write.
+
+    The index is rebuilt by writing a new folder and swapping it in place of the old
+    one, so the folder may hold nothing but the index's own files; and it must lie
+    outside the article folder, whose every file may be read as an article.
+
+    Args:
+        index: the index folder (resolved).
+        corpus: the article folder (resolved).
+        own_names: the file names an index of these settings writes.
+
+    Raises:
+        IndexFolderError: the folder is inside the articles, holds them, is a file, or
+            holds other files.
+    """
+    if index == corpus or index.is_relative_to(corpus):
+        raise IndexFolderError(
+            f"the index folder {index} is inside the article folder {corpus}: "
+            "choose an index folder outside it (its files would be read as articles)"
+        )
+    if corpus.is_relative_to(index):
+        raise IndexFolderError(
+            f"the index folder {index} holds the article folder {corpus}: "
+            "choose an empty folder or an existing newsqa index for --index-dir"
+        )
+    if index.exists() and not index.is_dir():
+        raise IndexFolderError(f"the index folder {index} is a file: choose a folder")
+    if not index.is_dir():
+        return
+    foreign = sorted(entry.name for entry in index.iterdir() if entry.name not in own_names)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
+        raise IndexFolderError(
+            f"the index folder {index} holds files newsqa did not write ({shown}): "
+            "choose an empty folder or an existing newsqa index; nothing was changed"
+        )
+
+
+@dataclass
+class PendingChanges:
+    """An update computed aside (files read, chunks embedded) and not yet applied.
+
+    Building one takes the time (embedding); applying it is quick, so questions are
+    answered from the current index meanwhile.
+    """
+
+    report: UpdateReport
+    entries: dict[str, FileEntry]  # new and changed files, with their new chunk ids
+    renewed: dict[str, int]  # files whose content is unchanged: their new mtime_ns
+    stale: list[int]  # chunk ids of changed and deleted files
+    chunks: list[Chunk]
+    ids: np.ndarray
+    vectors: np.ndarray
+    sentence_counts: list[int]
+    sentence_vectors: np.ndarray
+    lexical: Any  # the lexical index's staged state
+    next_id: int
 
 
 class CorpusIndex:
@@ -121,6 +193,20 @@ class CorpusIndex:
         self._articles: dict[tuple[str, int], list[Chunk]] | None = None  # built on demand
         self.files: dict[str, FileEntry] = {}
         self.next_id = 0
+        self.writable = True
+
+    @property
+    def own_names(self) -> frozenset[str]:
+        """The names of every file this index writes into its folder."""
+        return frozenset(
+            (
+                MANIFEST,
+                CHUNKS,
+                self.vectors.file_name,
+                *self.lexical.file_names,
+                self.sentences.file_name,
+            )
+        )
 
     # ------------------------------------------------------------------ opening
 
@@ -133,7 +219,9 @@ class CorpusIndex:
         A missing, corrupt or differently-configured index is rebuilt (with an
         :class:`IndexRebuildWarning` saying why); added, changed and deleted files are
         applied incrementally. Writes are atomic: an interrupted update leaves the
-        previous index intact.
+        previous index intact, and what it left behind is removed at the next open. A
+        folder that cannot be written is opened read-only (an
+        :class:`IndexReadOnlyWarning` when changes cannot be saved).
 
         Args:
             config: the shared configuration.
@@ -142,9 +230,16 @@ class CorpusIndex:
 
         Returns:
             The up-to-date index and a report of what was done.
+
+        Raises:
+            IndexFolderError: the index folder is inside the article folder or holds
+                files newsqa did not write (nothing is changed).
         """
         index = cls(config, embedder)
-        with _writer_lock(index.path):
+        check_index_folder(index.path, config.corpus, index.own_names)
+        with _writer_lock(index.path) as writable:
+            if writable:
+                _remove_leftovers(index.path, index.own_names)
             reason = index._load_or_reason()
             if reason:
                 if reason != "no index yet":
@@ -154,39 +249,58 @@ class CorpusIndex:
                         stacklevel=2,
                     )
                 index = cls(config, embedder)
-            report = index._sync(progress)
-            report.rebuilt = reason
-            if report.touched:
+            index.writable = writable
+            pending = index.prepare(progress)
+            index.apply(pending)
+            pending.report.rebuilt = reason
+            if pending.report.touched:
                 index._save()
-        return index, report
+        return index, pending.report
 
-    def update(self, progress: bool = False) -> UpdateReport:
-        """Re-scan the corpus folder and apply what changed (atomically saved)."""
+    def update(
+        self,
+        progress: bool = False,
+        swap_lock: contextlib.AbstractContextManager[Any] | None = None,
+    ) -> UpdateReport:
+        """Re-scan the corpus folder and apply what changed (atomically saved).
+
+        Args:
+            progress: show a progress bar while embedding.
+            swap_lock: held only while the prepared changes are applied in memory (the
+                lock searches take), so questions go on while files are embedded.
+
+        Returns:
+            What was added, changed, deleted and skipped.
+        """
         with _writer_lock(self.path):
-            report = self._sync(progress)
-            if report.touched:
+            pending = self.prepare(progress)
+            with swap_lock or contextlib.nullcontext():
+                self.apply(pending)
+            if pending.report.touched:
                 self._save()
-        return report
+        return pending.report
 
     def _load_or_reason(self) -> str:
         """Load the saved index; return why it cannot be used ("" when loaded)."""
-        _recover_interrupted_swap(self.path)
         manifest_path = self.path / MANIFEST
         if not manifest_path.exists():
             return "no index yet"
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if manifest.get("format_version") != FORMAT_VERSION:
-                return f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}"
-            if manifest.get("params") != self.config.index_params():
-                return _describe_param_change(manifest.get("params", {}), self.config)
-            if manifest.get("dim") != self.embedder.dim:
-                dim = manifest.get("dim")
+            problem = _manifest_problem(manifest, self.own_names)
+            if problem:
+                return f"index is corrupt (manifest {problem})"
+            if manifest["format_version"] != FORMAT_VERSION:
+                return f"format version {manifest['format_version']} is not {FORMAT_VERSION}"
+            if manifest["params"] != self.config.index_params():
+                return _describe_param_change(manifest["params"], self.config)
+            if manifest["dim"] != self.embedder.dim:
+                dim = manifest["dim"]
                 return f"vector size {dim} differs from the model's {self.embedder.dim}"
             self._read_components(manifest)
         except IndexCorruptError as exc:
             return f"index is corrupt ({exc})"
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return f"index is corrupt ({type(exc).__name__}: {exc})"
         return ""
 
@@ -220,78 +334,113 @@ class CorpusIndex:
 
     # ------------------------------------------------------------------ updating
 
-    def _sync(self, progress: bool) -> UpdateReport:
-        corpus = self.config.corpus
-        report = UpdateReport()
-        present: dict[str, Path] = {
-            path.relative_to(corpus).as_posix(): path for path in iter_corpus_files(corpus)
-        }
-        to_embed: dict[str, FileEntry] = {}
-        for name, path in present.items():
-            stat = path.stat()
-            entry = self.files.get(name)
-            if entry and entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
-                continue
-            digest = file_digest(path)
-            if entry and entry.sha256 == digest:
-                entry.mtime_ns = stat.st_mtime_ns
-                continue
-            to_embed[name] = FileEntry(digest, stat.st_size, stat.st_mtime_ns)
-            (report.changed if entry else report.added).append(name)
-        report.deleted = sorted(set(self.files) - set(present))
+    def prepare(self, progress: bool = False) -> PendingChanges:
+        """Read and embed what changed in the corpus folder, without changing the index.
 
+        A file that cannot be read keeps what was indexed of it before; entries that
+        are not readable article files (links out of the folder, hidden files, bad
+        names) are reported in ``report.skipped`` with the reason.
+
+        Args:
+            progress: show a progress bar while embedding.
+
+        Returns:
+            The changes, for :meth:`apply`.
+        """
+        scan = scan_corpus(self.config.corpus, exclude=self.path)
+        report = UpdateReport(skipped=dict(scan.skipped))
+        entries: dict[str, FileEntry] = {}
+        renewed: dict[str, int] = {}
         new_chunks: list[Chunk] = []
-        for name in list(to_embed):
+        next_id = self.next_id
+        for name, path in scan.files.items():
+            entry = self.files.get(name)
             try:
-                articles = load_file(present[name], name)
+                stat = path.stat()
+                if entry and entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
+                    continue
+                digest = file_digest(path, name)
+                if entry and entry.sha256 == digest:
+                    renewed[name] = stat.st_mtime_ns
+                    continue
+                articles = load_file(path, name)
             except (UnreadableFileError, OSError) as exc:
                 # Keep what was indexed before rather than lose it to a bad file.
                 warnings.warn(str(exc), SkippedFileWarning, stacklevel=3)
-                del to_embed[name]
-                report.skipped.append(name)
-                for bucket in (report.added, report.changed):
-                    if name in bucket:
-                        bucket.remove(name)
+                report.skipped[name] = str(exc).removeprefix(f"{name}: ")
                 continue
             chunks = chunk_articles(articles, self.config.chunk_size, self.config.chunk_overlap)
-            to_embed[name].chunk_ids = list(range(self.next_id, self.next_id + len(chunks)))
-            self.next_id += len(chunks)
+            entries[name] = FileEntry(
+                digest, stat.st_size, stat.st_mtime_ns, list(range(next_id, next_id + len(chunks)))
+            )
+            next_id += len(chunks)
             new_chunks.extend(chunks)
-
-        vectors = self.embedder.encode_passages([c.embed_text for c in new_chunks], progress)
+            (report.changed if entry else report.added).append(name)
+        report.deleted = sorted(set(self.files) - set(scan.files))
+        stale = [
+            vid for name in report.changed + report.deleted for vid in self.files[name].chunk_ids
+        ]
+        ids = np.asarray([vid for e in entries.values() for vid in e.chunk_ids], dtype=np.int64)
+        texts = [c.embed_text for c in new_chunks]
+        vectors = self.embedder.encode_passages(texts, progress)
         sentences = [chunk_sentences(c) for c in new_chunks]
         sentence_vectors = self.embedder.encode_passages(
             [s for group in sentences for s in group], progress
         )
-
-        stale = [
-            vid for name in report.changed + report.deleted for vid in self.files[name].chunk_ids
-        ]
-        report.removed = self.vectors.remove(np.asarray(stale, dtype=np.int64))
-        self.lexical.remove(np.asarray(stale, dtype=np.int64))
-        self.sentences.remove([self.chunks[vid].id for vid in stale if vid in self.chunks])
-        for vid in stale:
-            self.chunks.pop(vid, None)
-        for name in report.deleted:
-            del self.files[name]
-        new_ids = np.asarray(
-            [vid for e in to_embed.values() for vid in e.chunk_ids], dtype=np.int64
-        )
-        self.vectors.index(new_ids, vectors)
-        self.lexical.index(new_ids, [c.embed_text for c in new_chunks])
-        self.sentences.index(
-            [c.id for c in new_chunks], [len(group) for group in sentences], sentence_vectors
-        )
-        self.chunks.update(zip(new_ids.tolist(), new_chunks, strict=True))
-        self._articles = None
-        self.files.update(to_embed)
         report.embedded = len(new_chunks)
-        return report
+        return PendingChanges(
+            report=report,
+            entries=entries,
+            renewed=renewed,
+            stale=stale,
+            chunks=new_chunks,
+            ids=ids,
+            vectors=vectors,
+            sentence_counts=[len(group) for group in sentences],
+            sentence_vectors=sentence_vectors,
+            lexical=self.lexical.stage(np.asarray(stale, dtype=np.int64), ids, texts),
+            next_id=next_id,
+        )
+
+    def apply(self, pending: PendingChanges) -> None:
+        """Apply prepared changes in memory (quick: nothing is read or embedded here).
+
+        Args:
+            pending: from :meth:`prepare` on this index, with no other change between.
+        """
+        stale = np.asarray(pending.stale, dtype=np.int64)
+        pending.report.removed = self.vectors.remove(stale)
+        self.lexical.commit(pending.lexical)
+        self.sentences.remove([self.chunks[vid].id for vid in pending.stale if vid in self.chunks])
+        for vid in pending.stale:
+            self.chunks.pop(vid, None)
+        for name in pending.report.deleted:
+            del self.files[name]
+        for name, mtime_ns in pending.renewed.items():
+            self.files[name].mtime_ns = mtime_ns
+        self.vectors.index(pending.ids, pending.vectors)
+        self.sentences.index(
+            [c.id for c in pending.chunks], pending.sentence_counts, pending.sentence_vectors
+        )
+        self.chunks.update(zip(pending.ids.tolist(), pending.chunks, strict=True))
+        self._articles = None
+        self.files.update(pending.entries)
+        self.next_id = pending.next_id
 
     # ------------------------------------------------------------------ saving
 
     def _save(self) -> None:
-        """Write everything to a fresh folder, then swap it in place of the old one."""
+        """Write everything to a fresh folder, then swap it in place of the old one.
+
+        In a folder that cannot be written the changes stay in memory, with a warning.
+        """
+        if not self.writable:
+            warnings.warn(
+                f"index at {self.path} cannot be written; changes are kept for this session only",
+                IndexReadOnlyWarning,
+                stacklevel=3,
+            )
+            return
         parent = self.path.parent
         parent.mkdir(parents=True, exist_ok=True)
         tmp = parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -330,9 +479,9 @@ class CorpusIndex:
             for name in (*components, MANIFEST):
                 with (tmp / name).open("rb") as handle:
                     os.fsync(handle.fileno())
-            _swap_into_place(tmp, self.path)
+            _swap_into_place(tmp, self.path, self.own_names)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_own_folder(tmp, self.own_names)
 
     # ------------------------------------------------------------------ reading
 
@@ -382,12 +531,26 @@ class CorpusIndex:
         return len(self.chunks)
 
 
-def _swap_into_place(new: Path, target: Path) -> None:
+def _swap_into_place(new: Path, target: Path, own_names: frozenset[str]) -> None:
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     if target.exists():
         os.replace(target, old)
     os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_own_folder(old, own_names)
+
+
+def _remove_own_folder(folder: Path, own_names: frozenset[str]) -> None:
+    """Delete a folder this index wrote: its own files, then the folder if now empty.
+
+    Anything else found in it is left where it is (newsqa deletes only what it wrote).
+    """
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for name in own_names:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            (folder / name).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _recover_interrupted_swap(target: Path) -> None:
@@ -397,6 +560,43 @@ def _recover_interrupted_swap(target: Path) -> None:
     olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
     if olds:
         os.replace(olds[-1], target)
+
+
+def _remove_leftovers(target: Path, own_names: frozenset[str]) -> None:
+    """Remove the temporary and superseded folders a killed save left beside the index.
+
+    Called under the writer lock, so no other save is under way.
+    """
+    _recover_interrupted_swap(target)
+    if not target.parent.is_dir():
+        return
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for leftover in target.parent.glob(pattern):
+            _remove_own_folder(leftover, own_names)
+
+
+def _manifest_problem(manifest: Any, own_names: frozenset[str]) -> str:
+    """What is wrong with a manifest's shape ("" when every field has the right type)."""
+    if not isinstance(manifest, dict):
+        return f"is {type(manifest).__name__}, not an object"
+    expected: dict[str, type | tuple[type, ...]] = {
+        "format_version": int,
+        "params": dict,
+        "dim": int,
+        "next_id": int,
+        "files": dict,
+        "checksums": dict,
+    }
+    for key, kind in expected.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            return f"field {key!r} is missing or not of type {getattr(kind, '__name__', kind)}"
+    for name, digest in manifest["checksums"].items():
+        if name not in own_names or not isinstance(digest, str):
+            return f"lists an unknown component {name!r}"
+    for name, entry in manifest["files"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("chunk_ids"), list):
+            return f"entry for {name!r} is malformed"
+    return ""
 
 
 def _describe_param_change(saved: dict[str, Any], config: Config) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .conversation import is_english
-from .lexical import english_words, fold, load_jieba, pinyin_text
+from .lexical import english_words, fold, load_jieba, normalise_query, pinyin_text
 from .records import Chunk
 
 SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
@@ -180,7 +180,12 @@ class QueryTerms:
 
     @classmethod
     def of(cls, question: str) -> QueryTerms:
-        """Split ``question`` into matchable terms (question words dropped)."""
+        """Split ``question`` into matchable terms (question words dropped).
+
+        A question in traditional characters is read in simplified ones, the form
+        :func:`fold` gives every sentence it is compared with.
+        """
+        question = normalise_query(question)
         folded = fold(question)
         q = QUESTION_WORDS.sub(" ", folded)
         english, english_names = english_words(question) if is_english(question) else ((), ())

@@ -121,6 +121,7 @@ class Hit:
     sentence_end: int = 0
     fits_question: bool = True
     extra: dict[str, float] = field(default_factory=dict, compare=False)
+    also_cited: tuple[Citation, ...] = ()  # the same passage found in other files or places
 
     @property
     def sentence(self) -> str:
@@ -130,4 +131,7 @@ class Hit:
         data = asdict(self)
         data["sentence"] = self.sentence
         data["citation"]["ref"] = str(self.citation)
+        data["also_cited"] = [
+            {**asdict(citation), "ref": str(citation)} for citation in self.also_cited
+        ]
         return data

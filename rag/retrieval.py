@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import unicodedata
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .answer import Answer, decide_found
-from .config import MODES, Config
+from .answer import Answer, decide
+from .config import Config, check_k, check_mode
 from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
-from .errors import CorpusError, QuestionError
+from .errors import CorpusError, QuestionError, UnreadableFileError
 from .index import CorpusIndex, UpdateReport
 from .lexical import fold, normalise_query, tokenize
 from .ranking import (
@@ -25,7 +27,14 @@ from .ranking import (
     mark_sentences,
     rerank,
 )
-from .records import Chunk, Hit
+from .records import Chunk, Citation, Hit
+
+# A word a question can be searched by: Chinese characters, or a Latin word or number of
+# at most 40 characters (2,000 x's, emoji and punctuation are nothing to search for).
+SEARCHABLE = re.compile(
+    r"[\u3400-\u9fff\uf900-\ufaff]|(?<![a-z0-9])[a-z0-9]{1,40}(?![a-z0-9])", re.IGNORECASE
+)
+NO_SEARCHABLE_WORD = "问题里没有可以检索的词 (the question has no word to search for)"
 
 
 class QuestionTooLongWarning(UserWarning):
@@ -43,13 +52,14 @@ def clean_question(question: str, max_chars: int) -> str:
         The question to search with.
 
     Raises:
-        QuestionError: the question is empty or only whitespace.
+        QuestionError: the question is not text, is empty, or has no word to search for.
     """
     if not isinstance(question, str):
-        raise QuestionError(f"question must be text, not {type(question).__name__}")
-    question = question.strip()
+        raise QuestionError(f"the question must be text, not {type(question).__name__}")
+    # lone surrogates (undecodable bytes from a terminal) cannot be searched or shown
+    question = question.encode("utf-8", "replace").decode("utf-8").strip()
     if not question:
-        raise QuestionError("the question is empty")
+        raise QuestionError("问题不能为空 (the question is empty)")
     if len(question) > max_chars:
         warnings.warn(
             f"question of {len(question)} characters truncated to {max_chars}",
@@ -57,6 +67,8 @@ def clean_question(question: str, max_chars: int) -> str:
             stacklevel=3,
         )
         question = question[:max_chars]
+    if not SEARCHABLE.search(unicodedata.normalize("NFKC", question)):
+        raise QuestionError(NO_SEARCHABLE_WORD)
     return question
 
 
@@ -89,7 +101,9 @@ class Retriever:
             A ready retriever.
         """
         if not config.corpus.is_dir():
-            raise CorpusError(f"corpus folder not found: {config.corpus}")
+            raise CorpusError(
+                f"article folder not found: {config.corpus} (give an existing folder of articles)"
+            )
         embedder = create_embedder(config)
         index, report = CorpusIndex.open(config, embedder, progress=progress)
         retriever = cls(config, embedder, index)
@@ -114,10 +128,14 @@ class Retriever:
         return cls.from_config(config, progress=progress)
 
     def update(self, progress: bool = False) -> UpdateReport:
-        """Apply files added, changed or deleted in the corpus folder since opening."""
-        with self._lock:
-            self.last_update = self.index.update(progress=progress)
-            return self.last_update
+        """Apply files added, changed or deleted in the corpus folder since opening.
+
+        Questions are answered from the current index while the changes are embedded;
+        the new part is swapped in under a short lock.
+        """
+        report = self.index.update(progress=progress, swap_lock=self._lock)
+        self.last_update = report
+        return report
 
     def add_document(self, filename: str, data: bytes) -> UpdateReport:
         """Add one article file to the corpus folder and index it at once.
@@ -125,29 +143,41 @@ class Retriever:
         The content is checked before anything is written; the file is written under a
         fresh name if the folder already holds one by that name, atomically; if indexing
         fails the file is removed again, so the index and folder stay as they were.
+        Questions are answered meanwhile.
 
         Args:
-            filename: the uploaded file's name (``.txt`` or ``.md``).
-            data: its raw content (UTF-8 or GBK/GB18030).
+            filename: the uploaded file's name (``.txt`` or ``.md``); only its last part
+                is used, so it is always stored directly in the corpus folder.
+            data: its raw content (UTF-8, UTF-16 with BOM or GBK/GB18030).
 
         Returns:
             What the update did; ``added`` names the stored file.
 
         Raises:
-            UnreadableFileError: wrong type, binary, undecodable, empty or oversized.
+            UnreadableFileError: bad name, wrong type, binary, undecodable, empty or
+                oversized content, or the folder cannot be written.
         """
-        name = Path(filename).name.lstrip(".")  # hidden files are not indexed
-        load_bytes(data, name)  # refuse bad content before touching the folder
-        with self._lock:
-            target = _free_name(self.config.corpus, name)
-            tmp = target.with_name(f".{target.name}.part")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-            try:
-                return self.update()
-            except BaseException:
-                target.unlink(missing_ok=True)
-                raise
+        if not isinstance(filename, str) or not isinstance(data, bytes | bytearray):
+            raise UnreadableFileError(
+                "add_document needs a file name (text) and its content (bytes)"
+            )
+        name = _upload_name(filename)
+        load_bytes(bytes(data), name)  # refuse bad content before touching the folder
+        target = tmp = None
+        try:
+            with self._lock:
+                target = _free_name(self.config.corpus, name)
+                tmp = target.with_name(f".{target.name}.part")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            return self.update()
+        except BaseException as exc:
+            for created in (tmp, target):
+                if created is not None:
+                    created.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise UnreadableFileError(f"{name}: cannot be stored ({exc.strerror})") from exc
+            raise
 
     def warm_up(self) -> None:
         """Run one question through every stage, so a user's first is not the slow one.
@@ -173,16 +203,18 @@ class Retriever:
 
         Args:
             question: in Chinese or English.
-            k: how many passages (default ``config.k``).
+            k: how many passages, from :data:`~rag.config.K_MIN` to
+                :data:`~rag.config.K_MAX` (default ``config.k``).
             mode: ``"dense"``, ``"lexical"`` or ``"hybrid"`` for this call (default
                 ``config.mode``); the index holds what all three need.
 
         Returns:
-            Up to ``k`` hits, each with its citation and answering-sentence span.
+            Up to ``k`` hits, each with its citation and answering-sentence span; a
+            passage found in several files is one hit, the others in ``also_cited``.
 
         Raises:
-            QuestionError: the question is empty.
-            ValueError: ``k`` below 1 or an unknown ``mode``.
+            QuestionError: the question is empty or has no word to search for.
+            InvalidArgumentError: ``k`` out of range or an unknown ``mode``.
         """
         return self._search(question, k, mode)[1]
 
@@ -191,9 +223,7 @@ class Retriever:
     ) -> tuple[QueryTerms, list[Hit]]:
         """:meth:`retrieve`, also returning the question's terms (``ask`` needs them)."""
         question = clean_question(question, self.config.max_question_chars)
-        k = k or self.config.k
-        if k < 1:
-            raise ValueError("k must be at least 1")
+        k = self.config.k if k is None else check_k(k)
         mode = self._mode(mode)
         query = normalise_query(question)
         terms = QueryTerms.of(query)
@@ -218,8 +248,7 @@ class Retriever:
             self._mark_sentence_cosines(candidates, query_vector)
         if self.config.rerank:
             candidates = rerank(candidates, terms)
-        top = candidates[:k]
-        return terms, [_hit(rank, c) for rank, c in enumerate(top, start=1)]
+        return terms, _distinct_hits(candidates, k)
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
         """Retrieve and decide whether the articles answer ``question``.
@@ -230,19 +259,27 @@ class Retriever:
             mode: the retrieval mode for this call (default ``config.mode``).
 
         Returns:
-            The :class:`Answer`: hits, best sentence, and ``found``.
+            The :class:`Answer`: hits, best sentence, ``found`` and the reason for it.
+
+        Raises:
+            QuestionError: the question is empty or has no word to search for.
+            InvalidArgumentError: ``k`` out of range or an unknown ``mode``.
         """
         mode = self._mode(mode)
         terms, hits = self._search(question, k, mode)
-        if mode == "lexical" or not self.config.rerank:
+        threshold = None
+        if mode != "lexical" and self.config.rerank:
             # thresholds are calibrated on the second stage's scores, which need the model
-            return Answer(question=question.strip(), hits=hits, found=decide_found(hits, None))
-        threshold = self._threshold(question, terms, hits[0] if hits else None)
+            threshold = self._threshold(question, terms, hits[0] if hits else None)
+        found, reason = decide(hits, threshold)
+        if not hits and not len(self.index):
+            reason = "the library holds no articles yet"
         return Answer(
             question=question.strip(),
             hits=hits,
-            found=decide_found(hits, threshold),
+            found=found,
             threshold=threshold,
+            reason=reason,
         )
 
     def _threshold(self, question: str, terms: QueryTerms, top: Hit | None) -> float:
@@ -258,11 +295,7 @@ class Retriever:
         return self.config.min_score_cross_lingual_unnamed
 
     def _mode(self, mode: str | None) -> str:
-        if mode is None:
-            return self.config.mode
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        return mode
+        return self.config.mode if mode is None else check_mode(mode)
 
     def _article_names(self, chunk: Chunk, names: list[list[str]]) -> bool:
         """Whether the chunk, or else its article, names every one of ``names``.
@@ -297,7 +330,25 @@ def _names_all(text: str, names: list[list[str]]) -> bool:
     return all(any(word in folded for word in words) for words in names)
 
 
-def _hit(rank: int, candidate: Candidate) -> Hit:
+def _distinct_hits(candidates: list[Candidate], k: int) -> list[Hit]:
+    """The first ``k`` candidates as hits, a passage repeated in other files (or places) as
+    one hit whose ``also_cited`` lists the other citations."""
+    kept: list[Candidate] = []
+    others: dict[str, list[Citation]] = {}
+    for candidate in candidates:
+        key = re.sub(r"\s+", "", fold(candidate.chunk.text))
+        if key in others:
+            others[key].append(candidate.chunk.citation)
+        elif len(kept) < k:
+            kept.append(candidate)
+            others[key] = []
+    return [
+        _hit(rank, c, tuple(others[re.sub(r"\s+", "", fold(c.chunk.text))]))
+        for rank, c in enumerate(kept, start=1)
+    ]
+
+
+def _hit(rank: int, candidate: Candidate, also_cited: tuple[Citation, ...] = ()) -> Hit:
     chunk = candidate.chunk
     start, end = candidate.best_span
     return Hit(
@@ -314,6 +365,7 @@ def _hit(rank: int, candidate: Candidate) -> Hit:
             for k, v in (("dense", candidate.dense), ("lexical", candidate.lexical))
             if v is not None
         },
+        also_cited=also_cited,
     )
 
 
@@ -353,6 +405,22 @@ def ask(question: str, k: int = 5) -> Answer:
         QuestionError: the question is empty (a ``ValueError``).
     """
     return default_retriever().ask(question, k)
+
+
+def _upload_name(filename: str) -> str:
+    """The name an uploaded file is stored under: its last path part, not hidden.
+
+    Raises:
+        UnreadableFileError: nothing usable is left of the name.
+    """
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].lstrip(". ").strip()
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    if not name or any(unicodedata.category(c) == "Cc" for c in name) or len(name) > 200:
+        raise UnreadableFileError(
+            f"{filename!r} is not a usable file name: "
+            "give the article a plain name such as news.txt"
+        )
+    return name
 
 
 def _free_name(folder: Path, name: str) -> Path:

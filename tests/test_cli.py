@@ -44,14 +44,17 @@ def test_index_then_ask_json(folder: Path, tmp_path: Path, with_model: Path) -> 
         ],
     )
     assert result.exit_code == 0, result.output
-    [hit] = json.loads(result.output)
+    answer = json.loads(result.output)
+    [hit] = answer["hits"]
+    assert answer["found"] is True and answer["citation"] == "a.txt:3"
     assert hit["citation"]["file"] == "a.txt" and hit["citation"]["ref"] == "a.txt:3"
-    assert "100万平方米" in hit["sentence"]
+    assert "100万平方米" in hit["sentence"] == answer["sentence"]
 
 
 def test_ask_prints_citation_and_marks_the_sentence(folder: Path, with_model: Path) -> None:
     result = CliRunner().invoke(main, ["ask", "冰雪大世界占地多大？", "--folder", str(folder)])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("Answer: ") and "[a.txt:3]" in result.output.splitlines()[0]
     assert "[1]" in result.output and "a.txt:3" in result.output and "【" in result.output
 
 
