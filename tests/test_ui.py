@@ -170,9 +170,26 @@ def test_a_follow_up_is_searched_as_the_resolved_question(
     assert len(second.to_dict()["hits"]) == 3 and second.to_dict()["found"] is True
 
 
-def test_k_is_clamped_to_the_slider_range(backend: ChatBackend) -> None:
-    assert len(backend.reply("问题？", [], k=50).to_dict()["hits"]) == 10
-    assert len(backend.reply("问题？", [], k=0).to_dict()["hits"]) == 5
+def test_k_outside_the_librarys_bound_is_an_error_never_clamped(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    from rag.config import K_MAX, K_MIN
+
+    for k in (0, K_MAX + 1, 50):
+        reply = backend.reply("问题？", [], k=k)
+        assert f"from {K_MIN} to {K_MAX}" in reply.error and reply.to_dict()["hits"] == []
+    assert fake.queries == []  # nothing was searched with a changed k
+    assert len(backend.reply("问题？", [], k=K_MAX).to_dict()["hits"]) == K_MAX
+    assert len(backend.reply("问题？", [], k=2.0).to_dict()["hits"]) == 2  # the slider's
+
+
+def test_the_page_slider_spans_the_librarys_bound(fake: FakeRetriever) -> None:
+    from rag.config import K_MAX, K_MIN
+    from ui.app import build_app
+
+    app = build_app(lambda: fake)  # type: ignore[arg-type]
+    (slider,) = [c for c in app.config["components"] if c["props"].get("elem_id") == "nq-k"]
+    assert (slider["props"]["minimum"], slider["props"]["maximum"]) == (K_MIN, K_MAX)
 
 
 def test_a_mode_picked_in_the_page_is_used_and_named_in_the_reply(
@@ -197,6 +214,14 @@ def test_library_errors_become_visible_messages_not_exceptions(backend: ChatBack
     assert reply.to_dict()["hits"] == [] and reply.query == ""
 
 
+def test_errors_are_recognised_by_type_not_by_their_english_text(backend: ChatBackend) -> None:
+    hinted = backend.message(QuestionError("the question is empty"))
+    assert hinted.startswith("问题无法检索") and "the question is empty" in hinted
+    assert backend.message(RagError("the question is empty")) == "the question is empty"
+    chinese = "问题里没有可以检索的词 (the question has no word to search for)"
+    assert backend.message(QuestionError(chinese)) == chinese  # already Chinese: as is
+
+
 def test_uploads_report_added_titles_and_refused_files(
     backend: ChatBackend, fake: FakeRetriever, tmp_path: Path
 ) -> None:
@@ -209,6 +234,27 @@ def test_uploads_report_added_titles_and_refused_files(
     assert result.failed == [("bad.txt", "looks like a binary file (NUL bytes), skipped")]
     assert "已加入 good.txt：《新文章》" in result.summary()
     assert "未能加入 bad.txt" in result.summary() and "bad.txt" not in fake.files
+
+
+def test_uploaded_temp_copies_are_deleted_but_nothing_outside_the_upload_folder(
+    backend: ChatBackend, fake: FakeRetriever, tmp_path: Path
+) -> None:
+    uploads = tmp_path / "gradio"
+    (uploads / "0a1b").mkdir(parents=True)
+    temp_copy = uploads / "0a1b" / "new.txt"
+    temp_copy.write_text("# 新文章\n\n正文。\n", encoding="utf-8")
+    own = tmp_path / "own.txt"
+    own.write_text("# 自己的\n\n正文。\n", encoding="utf-8")
+    linked = uploads / "link.txt"  # a link in the folder to a file outside it
+    linked.symlink_to(own)
+    result = backend.add_files([str(temp_copy), str(own), str(linked)], temp_folder=uploads)
+    assert [name for name, _ in result.added] == ["new.txt", "own.txt", "link.txt"]
+    assert not temp_copy.exists() and not (uploads / "0a1b").exists() and uploads.is_dir()
+    assert own.is_file() and linked.is_symlink()  # never deleted, nor followed
+    kept = tmp_path / "kept.txt"
+    kept.write_text("# 留下\n\n正文。\n", encoding="utf-8")
+    backend.add_files([str(kept)])  # without an upload folder nothing is deleted
+    assert kept.is_file()
 
 
 def test_status_reports_the_library_once_ready(backend: ChatBackend, fake: FakeRetriever) -> None:

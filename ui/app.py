@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from html import escape
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gradio as gr
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag import Config, Retriever
 
@@ -21,19 +28,118 @@ CONCURRENCY = 4  # questions answered at once (2-4 cores); the rest wait in the 
 QUEUE_SIZE = 64
 MAX_UPLOAD = "20mb"  # the library refuses oversized articles itself, with a clear message
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}  # page-only events, not in the API
+LOCAL_FILES_ONLY = "只能上传本地文件，不接受网址 (only local files can be uploaded, not URLs)"
+CROSS_ORIGIN = "cross-origin requests are refused: use the chat page itself or an API client"
+# a file "path" Gradio would fetch (http://, https://) or that is no local path at all
+_REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?[/\\]{2}", re.IGNORECASE)
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Message = dict[str, Any]
 Source = Config | Callable[[], Retriever] | RetrieverService
 
 
+class SameOriginOnly:
+    """ASGI middleware: refuse (403) requests that change something sent from another site.
+
+    A browser adds ``Origin`` to every POST; a page of another site (or a sandboxed one,
+    ``Origin: null``) must not upload articles or ask questions through a visitor's
+    browser. Requests without ``Origin`` (API clients, curl) and the chat page's own
+    requests (same scheme, host and port as the ``Host`` or ``X-Forwarded-Host`` they
+    were sent to) pass. WebSocket handshakes from other sites are refused the same way.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        checked = scope["type"] == "websocket" or (
+            scope["type"] == "http" and scope["method"] in _UNSAFE_METHODS
+        )
+        if checked:
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if origin is not None and not is_same_origin(origin, headers):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await PlainTextResponse(CROSS_ORIGIN, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def is_same_origin(origin: str, headers: Headers) -> bool:
+    """Whether ``origin`` names the host a request was sent to (port included)."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False  # "null" (sandboxed pages, files) and anything odd
+    default = ":443" if parts.scheme == "https" else ":80"
+    wanted = parts.netloc.lower().removesuffix(default)
+    for name in ("host", "x-forwarded-host"):
+        sent = (headers.get(name) or "").split(",")[0].strip().lower().removesuffix(default)
+        if sent and sent == wanted:
+            return True
+    return False
+
+
+def has_remote_file(data: Any) -> bool:
+    """Whether ``data`` holds a file whose ``path`` is a URL (at any depth, no recursion)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            path = item.get("path")
+            if isinstance(path, str) and _REMOTE.match(path):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+class ChatBlocks(gr.Blocks):
+    """``gr.Blocks`` that keeps the chat offline and its uploads local.
+
+    - Gradio's analytics and version check are off (``analytics_enabled=False``): no
+      request to api.gradio.app or huggingface.co at start or later.
+    - A file whose ``path`` is a URL is refused before Gradio would download it on the
+      server (``processing_utils.async_move_files_to_cache`` fetches ``http(s)://``
+      paths into its cache): "only local files can be uploaded".
+    - :meth:`launch` adds :class:`SameOriginOnly`, whatever launches it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("analytics_enabled", False)
+        super().__init__(**kwargs)
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        """``gr.Blocks.launch`` with cross-origin requests refused."""
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(SameOriginOnly)]
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
+
+    async def preprocess_data(
+        self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False
+    ) -> Any:
+        """Refuse URLs in place of files, then Gradio's own preprocessing."""
+        if has_remote_file(inputs):
+            raise gr.Error(LOCAL_FILES_ONLY, print_exception=False)
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+
 class Handlers:
     """The page's event handlers over one shared :class:`~ui.chat.ChatBackend`."""
 
-    def __init__(self, backend: ChatBackend) -> None:
+    def __init__(self, backend: ChatBackend, upload_folder: Path | None = None) -> None:
         """Args:
         backend: answers questions and takes uploads.
+        upload_folder: the web server's upload cache; the temporary copies of
+            uploaded files in it are deleted once read.
         """
         self.backend = backend
+        self.upload_folder = upload_folder
 
     def take_question(self, text: str, messages: list[Message]) -> tuple[str, list[Message], str]:
         """Move the typed question into the chat and the pending slot (refuse blank ones)."""
@@ -48,7 +154,7 @@ class Handlers:
         text: str,
         messages: list[Message],
         history: list[str],
-        k: float,
+        k: float,  # checked by the backend (the slider sends whole floats)
         mode: str | None = None,
     ) -> Iterator[tuple[list[Message], list[str]]]:
         """Answer the pending question; a notice comes first while the index is building."""
@@ -58,13 +164,13 @@ class Handlers:
         notice = self.backend.pending_notice()
         if notice:
             yield [*messages, {"role": "assistant", "content": notice}], history
-        reply = self.backend.reply(text, history, int(k), mode)
+        reply = self.backend.reply(text, history, k, mode)
         new_history = [*history, reply.query] if reply.query else history
         yield [*messages, {"role": "assistant", "content": reply.html}], new_history
 
     def add_uploads(self, files: list[str] | None) -> tuple[str, str]:
         """Index uploaded files; say which articles were added and which files refused."""
-        result = self.backend.add_files(list(files or []))
+        result = self.backend.add_files(list(files or []), self.upload_folder)
         for name, reason in result.failed:
             gr.Warning(f"未能加入 {name}：{reason}")
         if result.added:
@@ -90,7 +196,8 @@ class Handlers:
         ``mode`` is ``"hybrid"``, ``"dense"`` or ``"lexical"``; empty for the library's.
 
         Returns the searched query, whether the articles answer, the best sentence, the
-        top citation, the hits and the reply HTML; errors come back in ``error``.
+        top citation, the hits and the reply HTML; errors come back in ``error``, also
+        for arguments of the wrong type (e.g. a null question) or ``k`` out of range.
         """
         return self.backend.reply(question, history or [], k, mode).to_dict()
 
@@ -110,11 +217,13 @@ def build_app(source: Source | None = None) -> gr.Blocks:
             background; the page shows its progress.
 
     Returns:
-        The Gradio app, queued; serve it with :func:`serve` (which adds the styles).
+        The Gradio app (a :class:`ChatBlocks`: offline, local uploads only, same-origin
+        writes only), queued; serve it with :func:`serve` (which adds the styles).
     """
     handlers = Handlers(ChatBackend(_service(source).start()))
     mode = source.mode if isinstance(source, Config) else None
-    with gr.Blocks(title="newsqa · 新闻问答") as app:
+    with ChatBlocks(title="newsqa · 新闻问答") as app:
+        handlers.upload_folder = Path(app.GRADIO_CACHE)
         page = build_layout(
             handlers.backend.status_text(), handlers.article_list(), default_mode=mode
         )

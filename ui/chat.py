@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, RagError, Retriever, contextualize, is_english
+from rag import Answer, QuestionError, RagError, Retriever, cache_dir, contextualize, is_english
+from rag.config import K_MAX, K_MIN, check_k, check_mode  # TODO: from rag once exported
+from rag.errors import InvalidArgumentError
 
 from .library import RetrieverService
 from .render import render_error, render_notice, render_reply
 
-MAX_K = 10  # the most passages a reply may show
+EMPTY_QUESTION = "问题不能为空 (the question is empty)"
+QUESTION_HINT = "问题无法检索"  # before a QuestionError whose text has no Chinese
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_PATH_END = r"(?=$|[/\\\s'\",:;)\]}])"  # a folder's name ends here, not inside a longer one
 
 
 @dataclass(frozen=True)
@@ -102,42 +110,51 @@ class ChatBackend:
         self,
         question: str,
         history: list[str] | None = None,
-        k: int = 5,
+        k: int | float = 5,
         mode: str | None = None,
     ) -> Reply:
         """Answer one chat turn.
+
+        Every argument may come straight from the API, so each is checked here: a value
+        of the wrong type or out of range gives an error reply, never an exception.
 
         Args:
             question: what the user typed.
             history: the queries searched earlier in this conversation, oldest first;
                 a follow-up is resolved against the last of them.
-            k: how many passages to show (clamped to 1–:data:`MAX_K`).
-            mode: ``"hybrid"``, ``"dense"`` or ``"lexical"`` (default: the library's).
+            k: how many passages to show, from ``rag.config.K_MIN`` to ``K_MAX`` (a
+                whole float, as a slider sends, is accepted; nothing is clamped).
+            mode: ``"hybrid"``, ``"dense"`` or ``"lexical"`` (None or "": the library's).
 
         Returns:
             The :class:`Reply`; library errors become a visible message, never raised.
         """
-        english = is_english(question)
+        text = question if isinstance(question, str) else ""
+        english = bool(text) and is_english(text)
         try:
-            query = contextualize(question.strip(), list(history or []))
-            answer = self.retriever.ask(query, _clamp(k), mode or None)
+            query = contextualize(_question(question), _history(history))
+            answer = self.retriever.ask(query, _passages(k), _mode(mode))
         except (RagError, ValueError) as exc:
-            return Reply(question, "", render_error(_message(exc), english), error=_message(exc))
+            message = self.message(exc)
+            return Reply(text, "", render_error(message, english), error=message)
         default = self.retriever.config.mode
         shown_mode = mode if mode and mode != default else ""
         return Reply(
-            question,
+            text,
             answer.question,
-            render_reply(answer, answer.question, question, english, shown_mode),
+            render_reply(answer, answer.question, text, english, shown_mode),
             answer,
             mode=mode or default,
         )
 
-    def add_files(self, paths: list[str]) -> UploadResult:
+    def add_files(self, paths: list[str], temp_folder: Path | None = None) -> UploadResult:
         """Add uploaded ``.txt``/``.md`` files to the library and index them.
 
         Args:
             paths: local paths of the uploaded files (their names are kept).
+            temp_folder: the web server's upload cache (Gradio's temp folder): a file
+                lying inside it is a temporary copy and is deleted once read, whether
+                it was added or refused. Files anywhere else are never deleted.
 
         Returns:
             Which files were added (with their article titles) and which were refused
@@ -147,9 +164,12 @@ class ChatBackend:
         for path in paths:
             name = Path(path).name
             try:
-                report = self.retriever.add_document(name, Path(path).read_bytes())
+                data = Path(path).read_bytes()
+                if temp_folder is not None:
+                    discard_temp_copy(Path(path), temp_folder)
+                report = self.retriever.add_document(name, data)
             except (RagError, ValueError, OSError) as exc:
-                result.failed.append((name, _message(exc).removeprefix(f"{name}: ")))
+                result.failed.append((name, self.message(exc).removeprefix(f"{name}: ")))
                 continue
             for stored in report.added or report.changed:
                 result.added.append((stored, self.titles_of(stored)))
@@ -170,7 +190,7 @@ class ChatBackend:
         state = self.service.state()
         data: dict[str, Any] = {
             "ready": state.ready,
-            "error": state.error,
+            "error": self.hide_paths(state.error),
             "seconds": round(state.seconds, 1),
             "building": state.building,
             "progress": state.progress,
@@ -182,9 +202,52 @@ class ChatBackend:
                 articles=len(articles),
                 files=len({file for file, _ in articles}),
                 mode=retriever.config.mode,
-                corpus=str(retriever.config.corpus),
+                corpus=retriever.config.corpus.name,  # the folder's name, never its path
             )
         return data
+
+    @property
+    def library(self) -> Path | None:
+        """The library folder (None when unknown: a retriever from a bare factory)."""
+        if self.service.library is not None:
+            return self.service.library
+        if self.service.state().ready:
+            return self.retriever.config.corpus
+        return None
+
+    def message(self, exc: BaseException) -> str:
+        """An error's text for the page and API, recognised by type, without server paths.
+
+        A :class:`rag.QuestionError` is shown with a Chinese hint unless its text
+        already is Chinese.
+        """
+        text = self.hide_paths(str(exc).strip() or type(exc).__name__)
+        if isinstance(exc, QuestionError) and not _CJK.search(text):
+            return f"{QUESTION_HINT} ({text})"
+        return text
+
+    def hide_paths(self, text: str) -> str:
+        """``text`` with the server's folders named, not spelled out.
+
+        The library folder becomes its name, the cache folder ``<cache>`` and the
+        home folder ``~`` (longest first, whole path components only).
+        """
+        if not text:
+            return text
+        names: dict[str, str] = {}
+        library = self.library
+        if library is not None:
+            for form in (library, library.expanduser().resolve()):
+                names[str(form)] = library.name
+        for form in (cache_dir(), cache_dir().resolve()):
+            names.setdefault(str(form), "<cache>")
+        home = Path.home()
+        names.setdefault(str(home), "~")
+        for prefix in sorted(names, key=len, reverse=True):
+            if len(prefix) > 1:  # never "/"
+                name = names[prefix].replace("\\", "\\\\")  # literal in re.sub
+                text = re.sub(re.escape(prefix) + _PATH_END, name, text)
+        return text
 
     def status_text(self) -> str:
         """The status line shown above the chat (Markdown)."""
@@ -212,15 +275,80 @@ class ChatBackend:
         return render_notice("索引仍在建立中，回答会在完成后出现，请稍候……")
 
 
-def _clamp(k: int | float | None) -> int:
-    return max(1, min(MAX_K, int(k or 5)))
+def _question(question: object) -> str:
+    """The typed question, checked: text with something in it."""
+    if not isinstance(question, str):
+        raise QuestionError(
+            f"问题必须是文字 (the question must be text, not {_type_name(question)})"
+        )
+    if not question.strip():
+        raise QuestionError(EMPTY_QUESTION)
+    return question.strip()
 
 
-def _message(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if text == "the question is empty":
-        return "问题不能为空 (the question is empty)"
-    return text
+def _history(history: object) -> list[str]:
+    """The earlier queries, checked: a list of texts (None for a first question)."""
+    if history is None:
+        return []
+    if not isinstance(history, list | tuple) or not all(isinstance(q, str) for q in history):
+        raise InvalidArgumentError(
+            f"history must be a list of the earlier queries (text), not {_type_name(history)}"
+        )
+    return list(history)
+
+
+def _passages(k: object) -> int:
+    """The number of passages, checked against the library's one bound."""
+    if k is None or isinstance(k, int | float):  # their repr is short and safe
+        return check_k(k)
+    raise InvalidArgumentError(  # text or a container: never repr it (may be huge or deep)
+        f"the number of passages must be a whole number from {K_MIN} to {K_MAX}, "
+        f"not {_type_name(k)}"
+    )
+
+
+def _mode(mode: object) -> str | None:
+    """The retrieval mode, checked (None or "": the library's own)."""
+    if mode is None or mode == "":
+        return None
+    if not isinstance(mode, str):
+        raise InvalidArgumentError(f"mode must be text, not {_type_name(mode)}")
+    return check_mode(mode)
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def discard_temp_copy(path: Path, temp_folder: Path) -> bool:
+    """Delete the file ``path`` if it lies strictly inside ``temp_folder``.
+
+    Its folder is resolved, but a symbolic link is neither followed nor deleted. The
+    folder holding the file is removed too when that is then empty and itself inside
+    ``temp_folder`` (Gradio keeps each upload in a folder named by its hash).
+
+    Returns:
+        Whether a file was deleted. Anything outside ``temp_folder`` is left alone.
+    """
+    try:
+        root = temp_folder.expanduser().resolve()
+        given = Path(os.path.abspath(path.expanduser()))
+        target = given.parent.resolve() / given.name  # the entry itself, not a link's target
+    except (OSError, RuntimeError):
+        return False
+    if not target.is_relative_to(root) or target == root:
+        return False
+    if target.is_symlink() or not target.is_file():
+        return False
+    try:
+        target.unlink()
+    except OSError:
+        return False
+    parent = target.parent
+    if parent != root and parent.is_relative_to(root):
+        with contextlib.suppress(OSError):  # only an empty folder can be removed
+            parent.rmdir()
+    return True
 
 
 def _md_escape(text: str) -> str:

@@ -91,13 +91,18 @@ class RetrieverService:
     is still being built wait for it.
     """
 
-    def __init__(self, factory: RetrieverFactory, building: bool = False) -> None:
+    def __init__(
+        self, factory: RetrieverFactory, building: bool = False, library: Path | None = None
+    ) -> None:
         """Args:
         factory: builds the retriever (slow: loads the model, opens or builds the index).
         building: whether this opening builds an index from scratch (for the status).
+        library: the article folder the retriever reads, when known (so messages can
+            name it instead of spelling out its path, even before it is open).
         """
         self._factory = factory
         self._building = building
+        self.library = library
         self._retriever: Retriever | None = None
         self._error = ""
         self._done = threading.Event()
@@ -111,7 +116,11 @@ class RetrieverService:
     def for_config(cls, config: Config) -> RetrieverService:
         """A service opening ``Retriever.from_config(config)`` with console progress."""
         building = not (config.index_path / "manifest.json").is_file()
-        return cls(lambda: Retriever.from_config(config, progress=True), building=building)
+        return cls(
+            lambda: Retriever.from_config(config, progress=True),
+            building=building,
+            library=config.corpus,
+        )
 
     def start(self) -> RetrieverService:
         """Begin opening in the background (only the first call does anything)."""

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .chat import MAX_K
+from rag.config import K_MAX, K_MIN  # TODO: from rag once exported
+
 from .render import ZH
 
 EXAMPLES = [
@@ -27,7 +28,7 @@ INTRO = (
     "可以追问（如「那它的总投资呢？」），也可以上传新文章。"
 )
 
-# Replies are long (answer, then up to ten passages). Instead of Gradio's jump to the
+# Replies are long (answer, then up to K_MAX passages). Instead of Gradio's jump to the
 # bottom of the chat, the latest question is brought to the top of the chat, with the
 # start of its reply (where the answer is) under it. Run as an event's ``js`` after the
 # question is shown and after the reply; the frame waits for the update to be drawn.
@@ -171,7 +172,7 @@ def _chatbot() -> gr.Chatbot:
 
 def _settings(default_k: int, default_mode: str | None) -> tuple[gr.Slider, gr.Radio, gr.Button]:
     with gr.Accordion("设置", open=True):
-        k = gr.Slider(1, MAX_K, value=default_k, step=1, label="显示段落数", elem_id="nq-k")
+        k = gr.Slider(K_MIN, K_MAX, value=default_k, step=1, label="显示段落数", elem_id="nq-k")
         mode = gr.Radio(
             MODE_CHOICES,
             value=default_mode,
