@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag import Config, QuestionError, RagError, Retriever
 from rag.cli import main
@@ -382,3 +384,59 @@ def test_cli_never_prints_a_traceback_for_a_question(corpus: Path, question: str
     )
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# ----------------------------------------------------------------- anything at all
+
+# What a program or a person may pass where text is expected: text of any script, bytes,
+# numbers, nothing, and nestings of those.
+ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+QUESTIONS = st.text(max_size=300) | st.text(alphabet="冰雪大世界占地面积多少？😀 \x1b\udcff", max_size=40)
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(question=QUESTIONS | ANY_VALUE, k=st.none() | st.integers(-5, 30) | ANY_VALUE)
+def test_ask_and_retrieve_answer_or_raise_a_rag_error(
+    retriever: Retriever, question: object, k: object
+) -> None:
+    for call in (retriever.ask, retriever.retrieve):
+        try:
+            result = call(question, k)  # type: ignore[operator]
+        except RagError:
+            continue
+        assert result is not None
+
+
+@PROPERTY
+@given(filename=st.text(max_size=30) | ANY_VALUE, data=st.binary(max_size=300) | ANY_VALUE)
+def test_add_document_adds_or_raises_a_rag_error(
+    retriever: Retriever, corpus: Path, filename: object, data: object
+) -> None:
+    before = tree(corpus)
+    try:
+        report = retriever.add_document(filename, data)  # type: ignore[arg-type]
+    except RagError:
+        assert tree(corpus) == before  # a refused file leaves the folder as it was
+        return
+    [stored] = report.added
+    assert (corpus / stored).is_file() and "/" not in stored
+    (corpus / stored).unlink()
+    retriever.update()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=QUESTIONS, k=st.integers(-3, 30).map(str) | st.text(max_size=4))
+def test_cli_ask_answers_or_prints_one_error_line(corpus: Path, question: str, k: str) -> None:
+    args = ["ask", question, "-k", k, "--folder", str(corpus), "--embedder", "hash"]
+    result = CliRunner().invoke(main, args)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if result.exit_code:
+        assert result.output.strip().startswith(("Error:", "Usage:"))
