@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from .answer import Answer
-from .config import Config, bundled_seeds_dir, cache_dir
+from .config import K_MAX, K_MIN, Config, bundled_seeds_dir, cache_dir, check_k, check_mode
 from .conversation import contextualize, is_english
 from .errors import (
     CorpusError,
     IndexCorruptError,
+    IndexFolderError,
+    InvalidArgumentError,
     ModelError,
     QuestionError,
     RagError,
     UnreadableFileError,
 )
+from .index import UpdateReport
 from .records import Article, Chunk, Citation, Hit
 from .retrieval import Retriever, ask, retrieve
 
 __all__ = [
+    "K_MAX",
+    "K_MIN",
     "Answer",
     "Article",
     "Chunk",
@@ -25,14 +30,19 @@ __all__ = [
     "CorpusError",
     "Hit",
     "IndexCorruptError",
+    "IndexFolderError",
+    "InvalidArgumentError",
     "ModelError",
     "QuestionError",
     "RagError",
     "Retriever",
     "UnreadableFileError",
+    "UpdateReport",
     "ask",
     "bundled_seeds_dir",
     "cache_dir",
+    "check_k",
+    "check_mode",
     "contextualize",
     "is_english",
     "retrieve",

@@ -137,7 +137,7 @@ class Retriever:
         self.last_update = report
         return report
 
-    def add_document(self, filename: str, data: bytes) -> UpdateReport:
+    def add_document(self, filename: str, data: bytes, progress: bool = False) -> UpdateReport:
         """Add one article file to the corpus folder and index it at once.
 
         The content is checked before anything is written; the file is written under a
@@ -149,6 +149,7 @@ class Retriever:
             filename: the uploaded file's name (``.txt`` or ``.md``); only its last part
                 is used, so it is always stored directly in the corpus folder.
             data: its raw content (UTF-8, UTF-16 with BOM or GBK/GB18030).
+            progress: show a progress bar while embedding.
 
         Returns:
             What the update did; ``added`` names the stored file.
@@ -170,7 +171,7 @@ class Retriever:
                 tmp = target.with_name(f".{target.name}.part")
                 tmp.write_bytes(data)
                 os.replace(tmp, target)
-            return self.update()
+            return self.update(progress=progress)
         except BaseException as exc:
             for created in (tmp, target):
                 if created is not None:

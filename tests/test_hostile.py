@@ -24,6 +24,9 @@ from rag.embedding import HashEmbedder
 from rag.errors import IndexFolderError, InvalidArgumentError
 from rag.index import MANIFEST, CorpusIndex, IndexRebuildWarning
 from rag.retrieval import clean_question
+from ui.app import Handlers
+from ui.chat import ChatBackend
+from ui.library import RetrieverService
 
 ARTICLES = {
     "a.txt": "# 哈尔滨冰雪大世界开园\n\n本报讯（记者甲）第二十六届哈尔滨冰雪大世界12月18日开园，园区占地面积100万平方米。\n\n今年冰雪大世界使用冰雪总量30万立方米。\n",
@@ -392,10 +395,14 @@ def test_cli_never_prints_a_traceback_for_a_question(corpus: Path, question: str
 # numbers, nothing, and nestings of those.
 ANY_VALUE = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-QUESTIONS = st.text(max_size=300) | st.text(alphabet="冰雪大世界占地面积多少？😀 \x1b\udcff", max_size=40)
+QUESTIONS = st.text(max_size=300) | st.text(
+    alphabet="冰雪大世界占地面积多少？😀 \x1b\udcff", max_size=40
+)
 PROPERTY = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -431,7 +438,9 @@ def test_add_document_adds_or_raises_a_rag_error(
     retriever.update()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(question=QUESTIONS, k=st.integers(-3, 30).map(str) | st.text(max_size=4))
 def test_cli_ask_answers_or_prints_one_error_line(corpus: Path, question: str, k: str) -> None:
     args = ["ask", question, "-k", k, "--folder", str(corpus), "--embedder", "hash"]
@@ -440,3 +449,80 @@ def test_cli_ask_answers_or_prints_one_error_line(corpus: Path, question: str, k
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     if result.exit_code:
         assert result.output.strip().startswith(("Error:", "Usage:"))
+
+
+# ----------------------------------------------------------------- the chat's handlers
+
+
+def chat_handlers(folder: Path) -> Handlers:
+    service = RetrieverService.for_config(Config(corpus_dir=folder, embedder="hash"))
+    service.start().get(timeout=60)
+    return Handlers(ChatBackend(service))
+
+
+def test_the_chat_on_an_empty_folder_takes_its_first_upload(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    handlers = chat_handlers(empty)
+    assert "文库还是空的" in handlers.backend.status_text()
+    reply = handlers.ask_api("冰雪大世界占地多大？")
+    assert reply["error"] == "" and reply["found"] is False and reply["hits"] == []
+    upload = tmp_path / "a.txt"
+    upload.write_text(ARTICLES["a.txt"], encoding="utf-8")
+    summary, articles, status = handlers.add_uploads([str(upload)])
+    assert "已加入 a.txt" in summary and "哈尔滨冰雪大世界开园" in articles
+    assert "1 个文件、1 篇文章" in status  # the status line is current after an upload
+    assert handlers.ask_api("冰雪大世界占地多大？")["hits"][0]["citation"]["file"] == "a.txt"
+
+
+def test_the_chat_status_lists_what_was_skipped_and_why(corpus: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("密码是123456", encoding="utf-8")
+    (corpus / "leak.txt").symlink_to(secret)
+    (corpus / ".hidden.txt").write_text("隐藏", encoding="utf-8")
+    handlers = chat_handlers(corpus)
+    skipped = {s["file"]: s["reason"] for s in handlers.backend.status()["skipped"]}
+    assert "outside" in skipped["leak.txt"] and "hidden" in skipped[".hidden.txt"]
+    status = handlers.backend.status_text()
+    assert "未收录" in status and "leak" in status and "outside" in status
+    answer = handlers.ask_api("密码是多少？", [], 20)
+    assert all("123456" not in hit["text"] for hit in answer["hits"])
+
+
+def test_a_passage_in_two_files_is_shown_once_with_both_citations(
+    corpus: Path, tmp_path: Path
+) -> None:
+    (corpus / "copy.txt").write_text(ARTICLES["a.txt"], encoding="utf-8")
+    reply = chat_handlers(corpus).ask_api("冰雪大世界占地面积", [], 5)
+    top = reply["hits"][0]
+    assert {top["citation"]["file"], *(c["file"] for c in top["also_cited"])} == {
+        "a.txt",
+        "copy.txt",
+    }
+    assert "同见于" in reply["html"]
+    assert len({hit["text"] for hit in reply["hits"]}) == len(reply["hits"])
+
+
+@PROPERTY
+@given(
+    question=QUESTIONS | ANY_VALUE,
+    history=st.none() | st.lists(st.text(max_size=20), max_size=3) | ANY_VALUE,
+    k=st.integers(-3, 30) | ANY_VALUE,
+    mode=st.sampled_from(["", "dense", "lexical", "hybrid"]) | ANY_VALUE,
+)
+def test_the_ask_api_answers_or_returns_an_error_never_raises(
+    corpus: Path, question: object, history: object, k: object, mode: object
+) -> None:
+    reply = _API_HANDLERS(corpus).ask_api(question, history, k, mode)  # type: ignore[arg-type]
+    assert set(reply) >= {"found", "reason", "sentence", "citation", "hits", "error", "html"}
+    assert reply["error"] or reply["hits"] is not None
+    json.dumps(reply, ensure_ascii=False)  # the API can always send it
+
+
+_handlers_by_folder: dict[Path, Handlers] = {}
+
+
+def _API_HANDLERS(folder: Path) -> Handlers:  # noqa: N802 - one chat per test's folder
+    if folder not in _handlers_by_folder:
+        _handlers_by_folder[folder] = chat_handlers(folder)
+    return _handlers_by_folder[folder]

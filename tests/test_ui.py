@@ -127,6 +127,7 @@ class FakeRetriever:
         self.files: dict[str, str] = {"a.txt": "七台河"}
         self.warmed_up = False
         self.modes: list[str | None] = []
+        self.last_update = UpdateReport()
 
     def warm_up(self) -> None:
         self.warmed_up = True
@@ -139,7 +140,7 @@ class FakeRetriever:
         hits = [make_hit("项目总投资1000万元。", rank=i) for i in range(1, (k or 5) + 1)]
         return Answer(question.strip(), hits, found=True)
 
-    def add_document(self, filename: str, data: bytes) -> UpdateReport:
+    def add_document(self, filename: str, data: bytes, progress: bool = False) -> UpdateReport:
         if b"\0" in data:
             raise UnreadableFileError(f"{filename}: looks like a binary file (NUL bytes), skipped")
         self.files[filename] = data.decode().splitlines()[0].lstrip("# ")

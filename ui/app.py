@@ -34,6 +34,10 @@ CROSS_ORIGIN = "cross-origin requests are refused: use the chat page itself or a
 _REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?[/\\]{2}", re.IGNORECASE)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# Gradio reads a handler's progress tracker from its default value; tqdm bars (the
+# embedding passes) are mirrored on the page.
+UPLOAD_PROGRESS = gr.Progress(track_tqdm=True)
+
 Message = dict[str, Any]
 Source = Config | Callable[[], Retriever] | RetrieverService
 
@@ -168,15 +172,24 @@ class Handlers:
         new_history = [*history, reply.query] if reply.query else history
         yield [*messages, {"role": "assistant", "content": reply.html}], new_history
 
-    def add_uploads(self, files: list[str] | None) -> tuple[str, str]:
-        """Index uploaded files; say which articles were added and which files refused."""
-        result = self.backend.add_files(list(files or []), self.upload_folder)
+    def add_uploads(
+        self, files: list[str] | None, progress: gr.Progress = UPLOAD_PROGRESS
+    ) -> tuple[str, str, str]:
+        """Index uploaded files; say which articles were added and which files refused.
+
+        The embedding passes show as a progress bar on the upload panel; questions are
+        answered meanwhile. Returns the upload summary, the article list and the status
+        line (so the library's size shown is current).
+        """
+        progress(0, desc="正在加入文章……")
+        result = self.backend.add_files(list(files or []), self.upload_folder, progress=True)
         for name, reason in result.failed:
             gr.Warning(f"未能加入 {name}：{reason}")
         if result.added:
             gr.Info(f"已加入 {len(result.added)} 个文件，现在就可以提问。")
         lines = result.summary().splitlines()
-        return "\n".join(f"- {escape(line)}" for line in lines), self.article_list()
+        summary = "\n".join(f"- {escape(line)}" for line in lines)
+        return summary, self.article_list(), self.backend.status_text()
 
     def refresh(self) -> tuple[str, str, gr.Timer]:
         """The status line and article list; polling stops once the index is open."""
@@ -310,7 +323,7 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
     page.upload.upload(
         handlers.add_uploads,
         page.upload,
-        [page.upload_status, page.articles],
+        [page.upload_status, page.articles, page.status],
         concurrency_limit=1,  # one writer at a time; questions go on meanwhile
         api_name="upload",
     )

@@ -9,13 +9,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, QuestionError, RagError, Retriever, cache_dir, contextualize, is_english
-from rag.config import K_MAX, K_MIN, check_k, check_mode  # TODO: from rag once exported
-from rag.errors import InvalidArgumentError
+from rag import (
+    K_MAX,
+    K_MIN,
+    Answer,
+    InvalidArgumentError,
+    QuestionError,
+    RagError,
+    Retriever,
+    cache_dir,
+    check_k,
+    check_mode,
+    contextualize,
+    is_english,
+)
 
 from .library import RetrieverService
 from .render import render_error, render_notice, render_reply
 
+SHOWN_SKIPPED = 3  # skipped entries named in the status line (all are in /status)
 EMPTY_QUESTION = "问题不能为空 (the question is empty)"
 QUESTION_HINT = "问题无法检索"  # before a QuestionError whose text has no Chinese
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -43,27 +55,17 @@ class Reply:
     mode: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The reply as JSON-ready data (the ``ask`` API's result)."""
-        answer = self.answer
-        hits = answer.hits if answer is not None else []
+        """The reply as JSON-ready data (the ``ask`` API's result).
+
+        The answer's own fields (:meth:`rag.Answer.to_dict`: ``found``, ``reason``,
+        ``sentence``, ``citation``, ``hits``), the same as ``newsqa ask --json`` prints,
+        plus ``query``, ``mode``, ``error`` and the reply's ``html``.
+        """
+        answer = self.answer.to_dict() if self.answer is not None else Answer("").to_dict()
         return {
+            **answer,
             "question": self.question,
             "query": self.query,
-            "found": bool(answer and answer.found),
-            "sentence": answer.sentence if answer is not None else "",
-            "citation": str(hits[0].citation) if hits else "",
-            "hits": [
-                {
-                    "rank": hit.rank,
-                    "score": round(hit.score, 4),
-                    "ref": str(hit.citation),
-                    "file": hit.citation.file,
-                    "title": hit.citation.title,
-                    "byline": hit.citation.byline,
-                    "sentence": hit.sentence,
-                }
-                for hit in hits
-            ],
             "mode": self.mode,
             "error": self.error,
             "html": self.html,
@@ -147,7 +149,9 @@ class ChatBackend:
             mode=mode or default,
         )
 
-    def add_files(self, paths: list[str], temp_folder: Path | None = None) -> UploadResult:
+    def add_files(
+        self, paths: list[str], temp_folder: Path | None = None, progress: bool = False
+    ) -> UploadResult:
         """Add uploaded ``.txt``/``.md`` files to the library and index them.
 
         Args:
@@ -155,6 +159,7 @@ class ChatBackend:
             temp_folder: the web server's upload cache (Gradio's temp folder): a file
                 lying inside it is a temporary copy and is deleted once read, whether
                 it was added or refused. Files anywhere else are never deleted.
+            progress: show the embedding passes' progress bars.
 
         Returns:
             Which files were added (with their article titles) and which were refused
@@ -167,7 +172,7 @@ class ChatBackend:
                 data = Path(path).read_bytes()
                 if temp_folder is not None:
                     discard_temp_copy(Path(path), temp_folder)
-                report = self.retriever.add_document(name, data)
+                report = self.retriever.add_document(name, data, progress=progress)
             except (RagError, ValueError, OSError) as exc:
                 result.failed.append((name, self.message(exc).removeprefix(f"{name}: ")))
                 continue
@@ -203,6 +208,10 @@ class ChatBackend:
                 files=len({file for file, _ in articles}),
                 mode=retriever.config.mode,
                 corpus=retriever.config.corpus.name,  # the folder's name, never its path
+                skipped=[
+                    {"file": name, "reason": self.hide_paths(reason)}
+                    for name, reason in retriever.last_update.skipped.items()
+                ],
             )
         return data
 
@@ -262,10 +271,18 @@ class ChatBackend:
             )
             progress = f"，嵌入{data['progress']}" if data["progress"] else ""
             return f"**请稍候**：{what}{progress}…… 已用 {data['seconds']:.0f} 秒"
-        return (
+        ready = (
             f"**已就绪**：{data['files']} 个文件、{data['articles']} 篇文章 · "
             f"默认检索方式 `{data['mode']}` · 用时 {data['seconds']:.1f} 秒载入"
         )
+        if not data["articles"]:
+            ready += " · 文库还是空的：上传 .txt/.md 文章即可提问"
+        skipped = data["skipped"]
+        if skipped:
+            shown = "；".join(f"{s['file']}（{s['reason']}）" for s in skipped[:SHOWN_SKIPPED])
+            more = f" 等 {len(skipped)} 项" if len(skipped) > SHOWN_SKIPPED else ""
+            ready += f"  \n**未收录**：{_md_escape(shown)}{more}"
+        return ready
 
     def pending_notice(self) -> str | None:
         """A chat notice while the index is not ready yet (None once it is)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from rag.config import K_MAX, K_MIN  # TODO: from rag once exported
+from rag import K_MAX, K_MIN
 
 from .render import ZH
 

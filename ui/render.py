@@ -29,6 +29,7 @@ class Labels:
     expand: str
     chars: str
     error: str
+    also_in: str
 
 
 ZH = Labels(
@@ -44,6 +45,7 @@ ZH = Labels(
     expand="展开全文",
     chars="字",
     error="出错了",
+    also_in="同见于",
 )
 EN = Labels(
     colon=": ",
@@ -57,6 +59,7 @@ EN = Labels(
     score="score",
     expand="Show the whole passage",
     chars="characters",
+    also_in="also in",
     error="Error",
 )
 
@@ -185,9 +188,13 @@ def _render_hit(hit: Hit, words: Labels, weak: bool) -> str:
         f'<div class="nq-head"><span class="nq-num">[{hit.rank}]</span> '
         f'<span class="nq-title">{escape(c.title) or "—"}</span>{byline}{badge}</div>'
     )
+    also = "".join(
+        f' · {words.also_in} <code class="nq-cite">{escape(str(other))}</code>'
+        for other in hit.also_cited
+    )
     meta = (
         f'<div class="nq-meta"><code class="nq-cite">{escape(str(c))}</code>'
-        f" · {words.score} {hit.score:.3f}</div>"
+        f" · {words.score} {hit.score:.3f}{also}</div>"
     )
     css = "nq-hit nq-weak" if weak else "nq-hit"
     return f'<div class="{css}">{head}{meta}{_render_text(hit, words)}</div>'
