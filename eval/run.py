@@ -48,7 +48,8 @@ def parse_variations(specs: Iterable[str]) -> list[dict[str, object]]:
         key = key.strip().replace("-", "_")
         if not sep or key not in types:
             raise ValueError(f"--vary {spec!r}: expected KEY=V1,V2 with KEY one of {sorted(types)}")
-        convert = _CONVERTERS.get(str(types[key]), str)
+        kind = str(types[key])
+        convert = Path if "Path" in kind else _CONVERTERS.get(kind, str)
         axes.append([(key, convert(v.strip())) for v in values.split(",") if v.strip()])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 
@@ -88,6 +89,7 @@ def run_pairs(
                 scores=[h.score for h in answer.hits],
                 threshold=answer.threshold,
                 fits=[h.fits_question for h in answer.hits],
+                also_files=[tuple(c.file for c in h.also_cited) for h in answer.hits],
             )
         )
     return results

@@ -54,6 +54,13 @@ class QuestionResult:
     scores: list[float] = field(default_factory=list)  # of ``ranked``
     threshold: float | None = None  # what ``found`` was decided against
     fits: list[bool] = field(default_factory=list)  # of ``ranked``: holds the asked-for form
+    # of ``ranked``: the other files holding the same passage (a hit cites them all)
+    also_files: list[tuple[str, ...]] = field(default_factory=list)
+
+    def files_at(self, index: int) -> set[str]:
+        """Every file the hit at ``index`` (0-based) cites."""
+        also = self.also_files[index] if index < len(self.also_files) else ()
+        return {self.ranked[index][1], *also}
 
     def margin(self, exclude_answer_docs: bool = False) -> float | None:
         """Top score minus the threshold (``None`` without a threshold or hits).
@@ -68,8 +75,8 @@ class QuestionResult:
         fits = self.fits or [True] * len(self.ranked)
         kept = [
             (score, fit)
-            for (_, file, _), score, fit in zip(self.ranked, self.scores, fits, strict=True)
-            if file not in docs
+            for index, (score, fit) in enumerate(zip(self.scores, fits, strict=True))
+            if not self.files_at(index) & docs
         ]
         if not kept:
             return None
@@ -79,12 +86,13 @@ class QuestionResult:
     def evidence_ranks(self) -> dict[str, int]:
         """1-based rank of the first chunk holding each fact (facts not found absent)."""
         ranks: dict[str, int] = {}
-        for rank, (_, file, text) in enumerate(self.ranked, start=1):
+        for rank, (_, _, text) in enumerate(self.ranked, start=1):
+            files = self.files_at(rank - 1)
             for index, fact in enumerate(self.pair.facts):
                 key = f"fact{index}"
                 if (
                     key not in ranks
-                    and file == fact.doc
+                    and fact.doc in files
                     and any(contains_evidence(text, t) for t in fact.texts)
                 ):
                     ranks[key] = rank

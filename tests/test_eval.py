@@ -18,6 +18,7 @@ from eval.scoring import (
     ir_metrics,
     summarise,
 )
+from rag import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +126,27 @@ def test_parse_variations_cartesian() -> None:
     assert len(combos) == 4 and {"mode": "hybrid", "chunk_size": 300} in combos
     with pytest.raises(ValueError, match="KEY"):
         parse_variations(["nonsense=1"])
+
+
+def test_a_corpus_folder_can_be_compared(tmp_path: Path) -> None:
+    # --compare corpus_dir=A,B gave paths as text, which Config could not use
+    [first, second] = parse_variations([f"corpus_dir={tmp_path / 'a'},{tmp_path / 'b'}"])
+    assert Config().with_(**first).corpus == (tmp_path / "a").resolve()
+    assert Config().with_(**second).corpus == (tmp_path / "b").resolve()
+
+
+def test_a_hit_citing_the_answer_file_among_others_counts(tmp_path: Path) -> None:
+    pair = load_jsonl(ROOT / "eval" / "qa_seeds.jsonl")[0]
+    fact = pair.facts[0]
+    result = QuestionResult(
+        pair=pair,
+        ranked=[("x", "copy.txt", fact.texts[0])],
+        found=True,
+        top_sentence="",
+        latency_ms=1.0,
+        also_files=[(fact.doc,)],
+    )
+    assert result.evidence_ranks() == {"fact0": 1}
 
 
 def test_loaders(tmp_path: Path) -> None:
