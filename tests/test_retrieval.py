@@ -42,11 +42,10 @@ def _squash(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def retriever(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    import os
-
-    os.environ["NEWSQA_CACHE"] = str(model_cache)
     index_dir = tmp_path_factory.mktemp("seed-index")
-    return Retriever.from_config(Config(index_dir=index_dir))
+    with pytest.MonkeyPatch.context() as env:  # the model's cache for this build only
+        env.setenv("NEWSQA_CACHE", str(model_cache))
+        return Retriever.from_config(Config(index_dir=index_dir))
 
 
 @pytest.mark.parametrize("question,file,answer", QUESTIONS, ids=[q[0][:12] for q in QUESTIONS])
