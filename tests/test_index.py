@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from rag.config import Config
-from rag.embedding import create_embedder
+from rag.embedding import HashEmbedder, create_embedder
 from rag.index import CHUNKS, MANIFEST, CorpusIndex, IndexRebuildWarning
 from rag.retrieval import Retriever
 
-pytestmark = pytest.mark.slow
+# The index's own behaviour (persistence, increments, crashes, damage) does not depend on
+# the model: these tests run on the hash embedder; one slow test checks the real model.
 
 ARTICLES = {
     "a.txt": "# 哈尔滨冰雪大世界开园\n\n本报讯（记者甲）第二十六届哈尔滨冰雪大世界12月18日开园，园区占地面积100万平方米。\n\n今年冰雪大世界使用冰雪总量30万立方米。\n",
@@ -38,8 +39,14 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def config(corpus: Path, tmp_path: Path, with_model: Path) -> Config:
-    return Config(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_size=100, chunk_overlap=20)
+def config(corpus: Path, tmp_path: Path) -> Config:
+    return Config(
+        corpus_dir=corpus,
+        index_dir=tmp_path / "index",
+        chunk_size=100,
+        chunk_overlap=20,
+        embedder="hash",
+    )
 
 
 def _open(config: Config) -> tuple[CorpusIndex, object]:
@@ -50,7 +57,7 @@ def test_build_then_reopen_embeds_nothing(config: Config) -> None:
     index, report = _open(config)
     assert report.added == ["a.txt", "b.txt", "c.md"] and report.embedded == len(index) > 0
     manifest = json.loads((config.index_path / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["params"]["model"] == config.model and manifest["dim"] == 384
+    assert manifest["params"]["embedder"] == "hash" and manifest["dim"] == HashEmbedder.DIM
     assert set(manifest["files"]) == set(ARTICLES) and "faiss-cpu" in manifest["versions"]
     again, report = _open(config)
     assert report.embedded == 0 and not report.touched
@@ -97,7 +104,7 @@ INTERRUPTED_UPDATE = """
 import json, sys, time
 from pathlib import Path
 from rag.config import Config
-from rag.embedding import create_embedder
+from rag.embedding import HashEmbedder, create_embedder
 from rag.index import CorpusIndex
 
 config = Config.from_dict(json.loads(sys.argv[1]))
@@ -188,3 +195,16 @@ def test_save_load_round_trip_gives_the_same_top_hit(config: Config) -> None:
     second = reloaded.retrieve(question, 3)
     assert first[0].chunk_id == second[0].chunk_id and "100万平方米" in second[0].text
     assert [h.chunk_id for h in first] == [h.chunk_id for h in second]
+
+
+@pytest.mark.slow
+def test_the_real_model_builds_and_reopens_an_index(config: Config, with_model: Path) -> None:
+    real = config.with_(embedder="sentence-transformers")
+    index, report = _open(real)
+    manifest = json.loads((real.index_path / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["params"]["model"] == real.model and manifest["dim"] == 384
+    assert report.embedded == len(index) > 0
+    again, report = _open(real)
+    assert report.embedded == 0 and len(again) == len(index)
+    hit = Retriever.from_config(real).retrieve("冰雪大世界占地面积多大？", 1)[0]
+    assert "100万平方米" in hit.text
