@@ -28,7 +28,7 @@ from .records import Chunk
 from .sentences import SentenceVectors, chunk_sentences
 from .vectors import VectorIndex, create_vector_index
 
-FORMAT_VERSION = 3  # bump when chunking, tokenising or a component file changes
+FORMAT_VERSION = 4  # bump when chunking, tokenising or a component file changes
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 

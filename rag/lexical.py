@@ -192,14 +192,23 @@ def to_simplified(text: str, cache: bool = True) -> str:
     Returns:
         The text with traditional characters (and phrases) replaced by simplified ones.
     """
-    if not _convertible().search(text):
+    convertible = _convertible()
+    if not convertible.search(text):
         return text
     if not cache:
         return str(_to_simplified().convert(text))
-    return _converted(text) if len(text) <= _LONG_TEXT else _converted_long(text)
+    if len(text) <= _LONG_TEXT:
+        return _converted(text)
+    # A whole article: converted (and cached) sentence by sentence, so that the cache
+    # holds short entries only. OpenCC never converts across these separators itself.
+    return "".join(
+        _converted(piece) if convertible.search(piece) else piece
+        for piece in _SEPARATORS.split(text)
+    )
 
 
-_LONG_TEXT = 1000  # longer texts (whole articles) get a smaller cache of their own
+_LONG_TEXT = 1000
+_SEPARATORS = re.compile(r"(\s+|[。！？；])")
 
 
 @lru_cache(maxsize=1)
@@ -209,13 +218,8 @@ def _to_simplified() -> Any:
     return OpenCC("t2s")
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=16384)  # a few MB: sentences and chunks, at most 1000 characters each
 def _converted(text: str) -> str:
-    return str(_to_simplified().convert(text))
-
-
-@lru_cache(maxsize=256)
-def _converted_long(text: str) -> str:
     return str(_to_simplified().convert(text))
 
 
@@ -230,14 +234,20 @@ def _convertible() -> re.Pattern[str]:
     """
     changed: set[str] = set()
     try:
-        tables = [entry[2] for entry in _to_simplified().dict_cache.values()]
-        for table in tables:
-            for key, values in table.items():
-                value = values.split(" ")[0]  # OpenCC uses the first of several
-                if len(value) == len(key):
-                    changed.update(k for k, v in zip(key, value, strict=True) if k != v)
-                else:
-                    changed.update(key)
+        entries = [
+            (key, values.split(" ")[0])  # OpenCC uses the first of several values
+            for entry in _to_simplified().dict_cache.values()
+            for key, values in entry[2].items()
+        ]
+        changed.update(key for key, value in entries if len(key) == 1 and key != value)
+        characters = frozenset(changed)
+        for key, value in entries:
+            if len(key) == 1 or not characters.isdisjoint(key):
+                continue  # a phrase holding a changed character is found by that one
+            if len(value) == len(key):
+                changed.update(k for k, v in zip(key, value, strict=True) if k != v)
+            else:
+                changed.update(key)
     except (AttributeError, IndexError, TypeError, ValueError):
         changed.clear()
     if not changed:
