@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover
     PYPINYIN_AVAILABLE = False
 
 TOKENIZERS = ("jieba", "bigram")
+# BM25sIndex.load restores bm25s.BM25's internal state (scores, vocab_dict) without
+# re-indexing; that state is not public API, so the exact version is pinned in
+# pyproject.toml and tests/test_lexical.py fails when another one is installed.
+BM25S_VERSION = "0.3.16"
 # Words that carry no evidence: function words and the words questions are made of.
 STOPWORDS = frozenset(
     [

@@ -85,3 +85,18 @@ def test_traditional_and_full_width_questions_are_folded() -> None:
         == "七台河冰雪经济产业园总建筑面积是多少?"
     )
     assert normalise_query("ＧＤＰ增長５．２％") == "GDP增长5.2%"
+
+
+def test_bm25s_is_the_version_its_private_state_was_written_for() -> None:
+    from importlib import metadata
+
+    from rag.lexical import BM25S_VERSION
+
+    installed = metadata.version("bm25s")
+    assert installed == BM25S_VERSION, (
+        f"bm25s {installed} installed; BM25sIndex.load restores bm25s {BM25S_VERSION}'s "
+        "internal state: check it against the new version, then update BM25S_VERSION "
+        "and the pin in pyproject.toml"
+    )
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert f'"bm25s=={BM25S_VERSION}"' in pyproject
