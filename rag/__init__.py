@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .answer import Answer
 from .config import K_MAX, K_MIN, Config, bundled_seeds_dir, cache_dir, check_k, check_mode
-from .conversation import contextualize, is_english
+from .conversation import contextualize
 from .errors import (
     CorpusError,
     IndexCorruptError,
@@ -18,6 +18,7 @@ from .errors import (
 from .index import UpdateReport
 from .records import Article, Chunk, Citation, Hit
 from .retrieval import Retriever, ask, retrieve
+from .text import is_english
 
 __all__ = [
     "K_MAX",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .lexical import load_jieba, normalise_query
+from .text import is_english, load_jieba, normalise_query
 
-__all__ = ["Topic", "contextualize", "is_english", "topic_of"]
+__all__ = ["Topic", "contextualize", "topic_of"]
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
 _END_PUNCT = "？?。.！!，,；;：:…~～ \t\r\n"
 
 # Question words, optionally led by a copula, as they appear in Chinese questions.
@@ -122,18 +120,6 @@ class Topic:
 
     subject: str
     tail: str = ""
-
-
-def is_english(text: str) -> bool:
-    """Whether ``text`` is written in English rather than Chinese.
-
-    Args:
-        text: a question or any snippet.
-
-    Returns:
-        True when it has Latin letters and no Chinese characters.
-    """
-    return bool(_LATIN.search(text)) and not _CJK.search(text)
 
 
 def contextualize(question: str, history: list[str]) -> str:

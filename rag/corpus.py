@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError, UnreadableFileError
-from .lexical import load_jieba
 from .records import Article
+from .text import load_jieba
 
 SUFFIXES = (".txt", ".md")
 MAX_FILE_BYTES = 20 * 1024 * 1024

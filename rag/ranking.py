@@ -6,11 +6,17 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .conversation import is_english
-from .lexical import english_words, fold, load_jieba, normalise_query, pinyin_text
 from .records import Chunk
+from .text import (
+    english_words,
+    fold,
+    is_english,
+    load_jieba,
+    normalise_query,
+    pinyin_text,
+    sentence_spans,
+)
 
-SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』)）]*)?")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # A quantity as the articles write it: digits, or Chinese numerals before a measure word.
 QUANTITY = re.compile(  # (?!河): 七台河 is a city, not "seven units"
@@ -142,18 +148,6 @@ def is_cross_lingual(question: str) -> bool:
     letters = [c for c in question if c.isalpha()]
     cjk = sum(1 for c in letters if "\u3400" <= c <= "\u9fff")
     return cjk < 0.3 * max(1, len(letters))
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Offsets of the sentences of ``text`` (ending punctuation and closing quote kept)."""
-    spans = []
-    for match in SENTENCE.finditer(text):
-        start, end = match.span()
-        while start < end and text[start].isspace():
-            start += 1
-        if start < end:
-            spans.append((start, end))
-    return spans or [(0, len(text))]
 
 
 def _bigrams(text: str) -> set[str]:

@@ -18,7 +18,6 @@ from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
 from .errors import CorpusError, QuestionError, UnreadableFileError
 from .index import CorpusIndex, UpdateReport
-from .lexical import fold, normalise_query, tokenize
 from .ranking import (
     Candidate,
     QueryTerms,
@@ -28,12 +27,8 @@ from .ranking import (
     rerank,
 )
 from .records import Chunk, Citation, Hit
+from .text import fold, has_searchable_word, normalise_query, tokenize
 
-# A word a question can be searched by: Chinese characters, or a Latin word or number of
-# at most 40 characters (2,000 x's, emoji and punctuation are nothing to search for).
-SEARCHABLE = re.compile(
-    r"[\u3400-\u9fff\uf900-\ufaff]|(?<![a-z0-9])[a-z0-9]{1,40}(?![a-z0-9])", re.IGNORECASE
-)
 NO_SEARCHABLE_WORD = "问题里没有可以检索的词 (the question has no word to search for)"
 
 
@@ -67,7 +62,7 @@ def clean_question(question: str, max_chars: int) -> str:
             stacklevel=3,
         )
         question = question[:max_chars]
-    if not SEARCHABLE.search(unicodedata.normalize("NFKC", question)):
+    if not has_searchable_word(question):
         raise QuestionError(NO_SEARCHABLE_WORD)
     return question
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexCorruptError
-from .ranking import sentence_spans
 from .records import Chunk
+from .text import sentence_spans
 
 
 def chunk_sentences(chunk: Chunk) -> list[str]:

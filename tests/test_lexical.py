@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rag import IndexCorruptError
-from rag.lexical import BM25sIndex, create_lexical_index, normalise_query, tokenize
+from rag.lexical import BM25sIndex, create_lexical_index
+from rag.text import normalise_query, tokenize
 
 TEXTS = [
     "七台河冰雪经济产业园研创中心项目总建筑面积2800平方米。",

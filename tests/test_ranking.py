@@ -9,9 +9,9 @@ from rag.ranking import (
     is_cross_lingual,
     mark_sentences,
     rerank,
-    sentence_spans,
 )
 from rag.records import Chunk
+from rag.text import sentence_spans
 
 
 def _chunk(id: str, text: str, title: str = "标题") -> Chunk:

@@ -10,8 +10,8 @@ import pytest
 
 import rag
 from rag import Config, QuestionError, Retriever
-from rag.ranking import sentence_spans
 from rag.retrieval import QuestionTooLongWarning
+from rag.text import sentence_spans
 
 pytestmark = pytest.mark.slow
 

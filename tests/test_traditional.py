@@ -17,9 +17,10 @@ import pytest
 
 from rag import Config
 from rag.conversation import contextualize
-from rag.lexical import BM25sIndex, fold, normalise_query, tokenize
+from rag.lexical import BM25sIndex
 from rag.ranking import QueryTerms
 from rag.retrieval import Retriever
+from rag.text import fold, normalise_query, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
