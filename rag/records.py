@@ -128,9 +128,18 @@ class Hit:
         return self.text[self.sentence_start : self.sentence_end]
 
     def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON-ready data: every field, the sentence, and the citation both
+        nested (with its ``ref``, ``file:lines``) and as flat ``ref``/``file``/``title``/
+        ``byline`` fields (the form the chat's ``/ask`` API has always given)."""
         data = asdict(self)
         data["sentence"] = self.sentence
         data["citation"]["ref"] = str(self.citation)
+        data.update(
+            ref=str(self.citation),
+            file=self.citation.file,
+            title=self.citation.title,
+            byline=self.citation.byline,
+        )
         data["also_cited"] = [
             {**asdict(citation), "ref": str(citation)} for citation in self.also_cited
         ]
