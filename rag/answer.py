@@ -1,10 +1,18 @@
-"""Answering: the hits, the sentence that best answers, and whether the articles answer at all."""
+"""The answer decision, in one place: do the articles answer the question, and why.
+
+The ranked hits arrive with :attr:`Hit.fits_question` already set by the second stage
+(the passage holds the kind of answer asked for, and its article names the places the
+question names); here the top hit is also held against the calibrated score threshold
+for the question's language.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import Config
+from .ranking import QueryTerms, is_cross_lingual
 from .records import Hit
 
 
@@ -50,16 +58,50 @@ class Answer:
         }
 
 
-def decide(hits: list[Hit], min_score: float | None) -> tuple[bool, str]:
-    """Whether the top hit counts as an answer, and why.
+def decide(
+    question: str,
+    terms: QueryTerms,
+    hits: list[Hit],
+    config: Config,
+    calibrated: bool = True,
+    library_size: int = 1,
+) -> Answer:
+    """Whether the articles answer ``question``, and why.
 
     Args:
-        hits: ranked hits.
-        min_score: the calibrated threshold on the top hit's score, or ``None``.
+        question: the question as asked.
+        terms: its matchable terms (``QueryTerms.of`` the normalised question).
+        hits: the ranked hits, best first.
+        config: holds the calibrated thresholds.
+        calibrated: whether the scores are the second stage's, which the thresholds are
+            calibrated on (not in lexical mode or without the second stage).
+        library_size: chunks in the library (0: say that it is empty).
 
     Returns:
-        ``(found, reason)``.
+        The :class:`Answer` with ``found``, the ``threshold`` used and the ``reason``.
     """
+    threshold = score_threshold(question, terms, hits[0], config) if hits and calibrated else None
+    found, reason = _verdict(hits, threshold)
+    if not hits and not library_size:
+        reason = "the library holds no articles yet"
+    return Answer(question=question, hits=hits, found=found, threshold=threshold, reason=reason)
+
+
+def score_threshold(question: str, terms: QueryTerms, top: Hit, config: Config) -> float:
+    """The calibrated score the top hit needs.
+
+    Lower for questions in another language, whose cosines to Chinese text run lower,
+    unless the top passage shares no name with the question (see :class:`Config`).
+    """
+    if not is_cross_lingual(question):
+        return config.min_score
+    if terms.overlap(top.text) > 0 or terms.overlap(top.citation.title) > 0:
+        return config.min_score_cross_lingual
+    return config.min_score_cross_lingual_unnamed
+
+
+def _verdict(hits: list[Hit], min_score: float | None) -> tuple[bool, str]:
+    """``(found, reason)`` for the top hit against ``min_score`` (``None``: no threshold)."""
     if not hits:
         return False, "no passage shares a word or meaning with the question"
     top = hits[0]

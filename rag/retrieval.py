@@ -22,7 +22,6 @@ from .ranking import (
     Candidate,
     QueryTerms,
     fuse,
-    is_cross_lingual,
     mark_sentences,
     rerank,
 )
@@ -263,32 +262,8 @@ class Retriever:
         """
         mode = self._mode(mode)
         terms, hits = self._search(question, k, mode)
-        threshold = None
-        if mode != "lexical" and self.config.rerank:
-            # thresholds are calibrated on the second stage's scores, which need the model
-            threshold = self._threshold(question, terms, hits[0] if hits else None)
-        found, reason = decide(hits, threshold)
-        if not hits and not len(self.index):
-            reason = "the library holds no articles yet"
-        return Answer(
-            question=question.strip(),
-            hits=hits,
-            found=found,
-            threshold=threshold,
-            reason=reason,
-        )
-
-    def _threshold(self, question: str, terms: QueryTerms, top: Hit | None) -> float:
-        """The calibrated score the top hit needs: lower for questions in another language,
-        unless the top passage shares no name with the question (see ``Config``)."""
-        if not is_cross_lingual(question):
-            return self.config.min_score
-        named = top is not None and (
-            terms.overlap(top.text) > 0 or terms.overlap(top.citation.title) > 0
-        )
-        if named:
-            return self.config.min_score_cross_lingual
-        return self.config.min_score_cross_lingual_unnamed
+        calibrated = mode != "lexical" and self.config.rerank
+        return decide(question.strip(), terms, hits, self.config, calibrated, len(self.index))
 
     def _mode(self, mode: str | None) -> str:
         return self.config.mode if mode is None else check_mode(mode)
