@@ -349,6 +349,8 @@ def file_digest(path: Path, name: str | None = None) -> str:
     """
     name = name or path.name
     try:
+        if path.is_symlink():  # swapped in since the folder was scanned: never followed
+            raise UnreadableFileError(f"{name}: became a symbolic link after the scan, skipped")
         with path.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
@@ -371,8 +373,10 @@ def load_file(path: Path, name: str | None = None) -> list[Article]:
     """
     name = name or path.name
     try:
-        info = path.stat()
+        info = path.lstat()  # never follow a link swapped in since the folder was scanned
         mode, size = info.st_mode, info.st_size
+        if stat.S_ISLNK(mode):
+            raise UnreadableFileError(f"{name}: became a symbolic link after the scan, skipped")
         if not stat.S_ISREG(mode):
             if stat.S_ISDIR(mode):
                 raise IsADirectoryError(errno.EISDIR, "Is a directory")

@@ -234,3 +234,18 @@ def test_short_article_is_kept_as_one_article(tmp_path: Path) -> None:
     assert article.title == SHORT
     assert article.text == SHORT
     assert article.lines(0, len(article.text)) == (1, 1)
+
+
+def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("# 密码\n\n密码是123456。\n", encoding="utf-8")
+    (folder / "a.txt").write_text("# 标题\n\n正文。\n", encoding="utf-8")
+    path = corpus.scan_corpus(folder).files["a.txt"]
+    (folder / "a.txt").unlink()
+    (folder / "a.txt").symlink_to(secret)  # the swap, between scan and read
+    with pytest.raises(UnreadableFileError, match="symbolic link"):
+        load_file(path, "a.txt")
+    with pytest.raises(UnreadableFileError, match="symbolic link"):
+        file_digest(path, "a.txt")
