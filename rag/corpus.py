@@ -478,12 +478,7 @@ def _whole_text_article(paragraphs: list[_Paragraph], name: str) -> list[Article
     body = _unique_paragraphs([p for p in paragraphs if p.text])
     if not body:
         return []
-    text = "\n".join(p.text for p in body)
-    line_of: list[int] = []
-    for p in body:
-        line_of.extend(p.line_of)
-        line_of.append(p.line_of[-1])
-    line_of.pop()
+    text, line_of = _joined(body)
     first = body[0]
     first_line = sum(1 for line in first.line_of if line == first.line_of[0])
     title = first.text[:first_line].strip()
@@ -764,12 +759,7 @@ def _finish(drafts: list[_Draft], name: str, page_byline: str) -> list[Article]:
         if fingerprint in seen_bodies:  # the same article printed again on the page
             continue
         seen_bodies.add(fingerprint)
-        text = "\n".join(p.text for p in body)
-        line_of: list[int] = []
-        for p in body:
-            line_of.extend(p.line_of)
-            line_of.append(p.line_of[-1])
-        line_of.pop()
+        text, line_of = _joined(body)
         title = d.title or _title_from_text(text)
         if d.parent and d.parent != d.title:
             title = f"{d.parent} · {title}"
@@ -789,6 +779,17 @@ def _finish(drafts: list[_Draft], name: str, page_byline: str) -> list[Article]:
             )
         )
     return articles
+
+
+def _joined(body: list[_Paragraph]) -> tuple[str, list[int]]:
+    """Paragraphs joined by newlines, with the source line of every character (a newline
+    counts as its paragraph's last line)."""
+    line_of: list[int] = []
+    for p in body:
+        line_of.extend(p.line_of)
+        line_of.append(p.line_of[-1])
+    line_of.pop()
+    return "\n".join(p.text for p in body), line_of
 
 
 def _unique_paragraphs(body: list[_Paragraph]) -> list[_Paragraph]:
