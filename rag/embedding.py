@@ -9,6 +9,7 @@ whenever one of its threads is descheduled). Query vectors are kept in an LRU ca
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -45,6 +46,7 @@ DEFAULT_MODEL_REVISION = "1"
 DEFAULT_TOKEN_BUDGET = 1024
 QUERY_CACHE_SIZE = 1024
 MAX_WORKERS = 8
+WORKER_NICENESS = 10  # passage-embedding workers yield the CPU to questions (nice +10)
 
 
 class QueryCache:
@@ -287,9 +289,19 @@ class SentenceTransformerEmbedder(Embedder):
 
 
 def _single_thread_worker() -> None:
+    """Set up a batch worker: one torch thread, and a lower CPU priority.
+
+    The workers only embed passages (an index build or an upload); questions are
+    embedded on the thread that asks. At nice +10 a question asked during an upload gets
+    the cores first, and with nothing else to run the workers lose nothing.
+    """
     import torch
 
     torch.set_num_threads(1)
+    with contextlib.suppress(AttributeError, OSError):  # Linux: per-thread niceness
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + WORKER_NICENESS))
 
 
 def _bounded_map(

