@@ -26,6 +26,7 @@ from .errors import IndexCorruptError, IndexFolderError, UnreadableFileError
 from .lexical import LexicalIndex, create_lexical_index
 from .records import Chunk
 from .sentences import SentenceVectors, chunk_sentences
+from .text import fold
 from .vectors import VectorIndex, create_vector_index
 
 FORMAT_VERSION = 4  # bump when chunking, tokenising or a component file changes
@@ -172,6 +173,7 @@ class PendingChanges:
     sentence_vectors: np.ndarray
     lexical: Any  # the lexical index's staged state
     next_id: int
+    folded_articles: dict[tuple[str, int], str] = field(default_factory=dict)  # new articles
 
 
 class CorpusIndex:
@@ -191,6 +193,7 @@ class CorpusIndex:
         )
         self.chunks: dict[int, Chunk] = {}
         self._articles: dict[tuple[str, int], list[Chunk]] | None = None  # built on demand
+        self._folded_articles: dict[tuple[str, int], str] = {}  # filled on demand
         self.files: dict[str, FileEntry] = {}
         self.next_id = 0
         self.writable = True
@@ -329,6 +332,7 @@ class CorpusIndex:
             )
         self.chunks = chunks
         self._articles = None
+        self._folded_articles = {}
         self.files = {name: FileEntry(**entry) for name, entry in manifest["files"].items()}
         self.next_id = int(manifest["next_id"])
 
@@ -388,7 +392,11 @@ class CorpusIndex:
             [s for group in sentences for s in group], progress
         )
         report.embedded = len(new_chunks)
+        by_article: dict[tuple[str, int], list[Chunk]] = {}
+        for chunk in new_chunks:
+            by_article.setdefault((chunk.file, chunk.article_index), []).append(chunk)
         return PendingChanges(
+            folded_articles={key: _folded(chunks) for key, chunks in by_article.items()},
             report=report,
             entries=entries,
             renewed=renewed,
@@ -424,6 +432,10 @@ class CorpusIndex:
         )
         self.chunks.update(zip(pending.ids.tolist(), pending.chunks, strict=True))
         self._articles = None
+        gone = set(pending.report.changed) | set(pending.report.deleted)
+        self._folded_articles = {
+            key: text for key, text in self._folded_articles.items() if key[0] not in gone
+        } | pending.folded_articles
         self.files.update(pending.entries)
         self.next_id = pending.next_id
 
@@ -518,6 +530,18 @@ class CorpusIndex:
         """Whether any indexed text names ``name`` or a word of it (佳木斯 of 佳木斯市)."""
         return self.lexical.knows(name)
 
+    def folded_article(self, chunk: Chunk) -> str:
+        """The title and text of the article ``chunk`` belongs to, folded (:func:`fold`).
+
+        Cached until the index changes: an article can be hundreds of thousands of
+        characters, and a question may check up to 30 candidates' articles for a name.
+        """
+        key = (chunk.file, chunk.article_index)
+        folded = self._folded_articles.get(key)
+        if folded is None:
+            folded = self._folded_articles[key] = _folded(self.article_chunks(chunk))
+        return folded
+
     def article_chunks(self, chunk: Chunk) -> list[Chunk]:
         """All chunks of the article ``chunk`` belongs to."""
         if self._articles is None:
@@ -529,6 +553,11 @@ class CorpusIndex:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+
+def _folded(article: list[Chunk]) -> str:
+    """An article's title and chunk texts, folded, as names are looked for in it."""
+    return fold(article[0].title + " ".join(c.text for c in article), cache=False)
 
 
 def _swap_into_place(new: Path, target: Path, own_names: frozenset[str]) -> None:

@@ -273,11 +273,11 @@ class Retriever:
 
         Each name is given as its words (:func:`_name_words`).
         """
-        if _names_all(chunk.embed_text, names):
+        if _names_all(fold(chunk.embed_text), names):
             return True
         with self._lock:
-            article = " ".join(c.text for c in self.index.article_chunks(chunk))
-        return _names_all(chunk.title + article, names)
+            article = self.index.folded_article(chunk)
+        return _names_all(article, names)
 
     def _embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode_queries([query])[0]
@@ -295,9 +295,8 @@ def _name_words(name: str) -> list[str]:
     return [word for word in tokenize(name, "jieba") if len(word) >= 2]
 
 
-def _names_all(text: str, names: list[list[str]]) -> bool:
-    """Whether ``text`` names every name, each given as its words."""
-    folded = fold(text)
+def _names_all(folded: str, names: list[list[str]]) -> bool:
+    """Whether the folded text names every name, each given as its words."""
     return all(any(word in folded for word in words) for words in names)
 
 

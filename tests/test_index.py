@@ -208,3 +208,18 @@ def test_the_real_model_builds_and_reopens_an_index(config: Config, with_model: 
     assert report.embedded == 0 and len(again) == len(index)
     hit = Retriever.from_config(real).retrieve("冰雪大世界占地面积多大？", 1)[0]
     assert "100万平方米" in hit.text
+
+
+def test_the_folded_article_text_follows_the_files(config: Config, corpus: Path) -> None:
+    # names are looked for in a cached, folded copy of each article: it must follow changes
+    index, _ = _open(config)
+    [chunk] = [c for c in index.chunks.values() if c.file == "c.md"]
+    assert "绥芬河" in index.folded_article(chunk)
+    (corpus / "c.md").write_text(
+        "# 绥芬河口岸\n\n本报讯 黑河口岸今年貨運量突破千万吨。\n", encoding="utf-8"
+    )
+    index.update()
+    [chunk] = [c for c in index.chunks.values() if c.file == "c.md"]
+    assert "黑河" in index.folded_article(chunk) and "货运量" in index.folded_article(chunk)
+    reopened, _ = _open(config)
+    assert reopened.folded_article(chunk) == index.folded_article(chunk)
