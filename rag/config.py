@@ -67,7 +67,8 @@ def check_k(k: object) -> int:
         k = int(k)
     if isinstance(k, bool) or not isinstance(k, int) or not K_MIN <= k <= K_MAX:
         raise InvalidArgumentError(
-            f"the number of passages must be a whole number from {K_MIN} to {K_MAX}, not {k!r}"
+            f"the number of passages must be a whole number from {K_MIN} to {K_MAX}, "
+            f"not {_shown(k)}"
         )
     return k
 
@@ -85,8 +86,18 @@ def check_mode(mode: object) -> str:
         InvalidArgumentError: any other value.
     """
     if not isinstance(mode, str) or mode not in MODES:
-        raise InvalidArgumentError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise InvalidArgumentError(f"mode must be one of {', '.join(MODES)}, not {_shown(mode)}")
     return mode
+
+
+def _shown(value: object) -> str:
+    """A bad argument as an error message names it: a number or short text as written,
+    anything else (huge text, deep nesting from an API call) by its type only."""
+    if value is None or isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str) and len(value) <= 40:
+        return repr(value)
+    return type(value).__name__
 
 
 @dataclass(frozen=True)

@@ -303,18 +303,16 @@ def _names_all(folded: str, names: list[list[str]]) -> bool:
 def _distinct_hits(candidates: list[Candidate], k: int) -> list[Hit]:
     """The first ``k`` candidates as hits, a passage repeated in other files (or places) as
     one hit whose ``also_cited`` lists the other citations."""
-    kept: list[Candidate] = []
-    others: dict[str, list[Citation]] = {}
+    kept: dict[str, tuple[Candidate, list[Citation]]] = {}  # by the passage's folded text
     for candidate in candidates:
         key = re.sub(r"\s+", "", fold(candidate.chunk.text))
-        if key in others:
-            others[key].append(candidate.chunk.citation)
+        if key in kept:
+            kept[key][1].append(candidate.chunk.citation)
         elif len(kept) < k:
-            kept.append(candidate)
-            others[key] = []
+            kept[key] = (candidate, [])
     return [
-        _hit(rank, c, tuple(others[re.sub(r"\s+", "", fold(c.chunk.text))]))
-        for rank, c in enumerate(kept, start=1)
+        _hit(rank, candidate, tuple(others))
+        for rank, (candidate, others) in enumerate(kept.values(), start=1)
     ]
 
 

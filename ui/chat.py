@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from rag import (
-    K_MAX,
-    K_MIN,
     Answer,
     InvalidArgumentError,
     QuestionError,
@@ -135,7 +133,7 @@ class ChatBackend:
         english = bool(text) and is_english(text)
         try:
             query = contextualize(_question(question), _history(history))
-            answer = self.retriever.ask(query, _passages(k), _mode(mode))
+            answer = self.retriever.ask(query, check_k(k), _mode(mode))
         except (RagError, ValueError) as exc:
             message = self.message(exc)
             return Reply(text, "", render_error(message, english), error=message)
@@ -314,23 +312,9 @@ def _history(history: object) -> list[str]:
     return list(history)
 
 
-def _passages(k: object) -> int:
-    """The number of passages, checked against the library's one bound."""
-    if k is None or isinstance(k, int | float):  # their repr is short and safe
-        return check_k(k)
-    raise InvalidArgumentError(  # text or a container: never repr it (may be huge or deep)
-        f"the number of passages must be a whole number from {K_MIN} to {K_MAX}, "
-        f"not {_type_name(k)}"
-    )
-
-
 def _mode(mode: object) -> str | None:
     """The retrieval mode, checked (None or "": the library's own)."""
-    if mode is None or mode == "":
-        return None
-    if not isinstance(mode, str):
-        raise InvalidArgumentError(f"mode must be text, not {_type_name(mode)}")
-    return check_mode(mode)
+    return None if mode is None or mode == "" else check_mode(mode)
 
 
 def _type_name(value: object) -> str:
