@@ -36,15 +36,13 @@ QUESTIONS = [
 
 def seed_chunks() -> list[Any]:
     """The chunks of the bundled seed articles, as the index builds them."""
-    from rag.chunking import chunk_articles
-    from rag.config import Config
-    from rag.corpus import iter_corpus_files, load_file
+    from rag import Config
+    from rag.bench import chunk_articles, load_folder
 
     config = Config()
     chunks: list[Any] = []
-    for path in iter_corpus_files(config.corpus):
-        name = path.relative_to(config.corpus).as_posix()
-        chunks += chunk_articles(load_file(path, name), config.chunk_size, config.chunk_overlap)
+    for articles in load_folder(config.corpus).values():
+        chunks += chunk_articles(articles, config.chunk_size, config.chunk_overlap)
     return chunks
 
 

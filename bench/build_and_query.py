@@ -117,7 +117,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         cache, corpus = Path(tmp) / "cache", Path(tmp) / "corpus"
-        from rag.config import bundled_seeds_dir
+        from rag import bundled_seeds_dir
 
         shutil.copytree(bundled_seeds_dir(), corpus)
         build_times(cache, corpus)

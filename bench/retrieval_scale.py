@@ -52,7 +52,7 @@ class Material:
     """Real seed sentences and vectors the synthetic chunks are sampled from."""
 
     def __init__(self, embedder: Any) -> None:
-        from rag.sentences import chunk_sentences
+        from rag.bench import chunk_sentences
 
         chunks = seed_chunks()
         self.chunks = chunks
@@ -64,7 +64,7 @@ class Material:
 
     def block(self, start: int, count: int) -> tuple[list[Any], list[np.ndarray], np.ndarray]:
         """Synthetic chunks ``start .. start+count``: (records, sentence vectors, vectors)."""
-        from rag.records import Chunk
+        from rag import Chunk
 
         rng = np.random.default_rng(start)
         records, sentence_vectors = [], []
@@ -103,7 +103,7 @@ class Material:
 
 def build(size: int, material: Material, config: Any, embedder: Any, lexical: bool) -> Any:
     """A CorpusIndex of ``size`` synthetic chunks, filled through its components' APIs."""
-    from rag.index import CorpusIndex
+    from rag.bench import CorpusIndex
 
     index = CorpusIndex(config, embedder)
     for start in range(0, size, BLOCK):
@@ -137,7 +137,7 @@ def recall_queries(material: Material, embedder: Any) -> np.ndarray:
 
 def recall_at_10(index: Any, size: int, material: Material, queries: np.ndarray) -> dict[str, Any]:
     """Recall@10 and search time of ``index`` against exact search on the same vectors."""
-    from rag.vectors import ExactFaissIndex
+    from rag.bench import ExactFaissIndex
 
     exact = ExactFaissIndex(index.dim)
     for start in range(0, size, BLOCK):  # the same vectors again (seeded by block)
@@ -177,9 +177,8 @@ def per_query_ms(index: Any, queries: np.ndarray) -> float:
 
 def child(size: int, cmrc_path: Path | None, lexical_max: int, save_max: int) -> dict[str, Any]:
     """Everything measured at one size (run in its own process)."""
-    from rag.config import Config
-    from rag.embedding import create_embedder
-    from rag.retrieval import Retriever
+    from rag import Config, Retriever
+    from rag.bench import create_embedder
 
     lexical = size <= lexical_max
     work = Path(tempfile.mkdtemp(prefix="newsqa-scale-"))
