@@ -9,7 +9,7 @@ import click
 
 from rag import Config, RagError, cache_dir
 
-from .qa import load_jsonl, load_squad, squad_corpus_dir
+from .qa import load_jsonl, load_squad, split_tsv, squad_corpus_dir
 from .report import markdown, markdown_tradeoff, plot_hit_curves, write_json
 from .run import evaluate, parse_variations
 from .scoring import abstention_tradeoff
@@ -23,6 +23,12 @@ TRADEOFF_OFFSETS = [round(x * 0.02 - 0.12, 2) for x in range(13)]
     "--squad",
     is_flag=True,
     help="QA_FILE is SQuAD-format (e.g. CMRC 2018): every paragraph becomes a document.",
+)
+@click.option(
+    "--articles-tsv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Corpus given as a category<TAB>text file (e.g. news-dev.tsv): each line becomes "
+    "one article file in the cache.",
 )
 @click.option(
     "--folder",
@@ -58,6 +64,7 @@ TRADEOFF_OFFSETS = [round(x * 0.02 - 0.12, 2) for x in range(13)]
 def eval_command(
     qa_file: Path,
     squad: bool,
+    articles_tsv: Path | None,
     folder: Path | None,
     vary: tuple[str, ...],
     limit: int | None,
@@ -73,6 +80,9 @@ def eval_command(
             folder = squad_corpus_dir(qa_file, cache_dir() / "benchmarks")
             pairs = load_squad(qa_file, folder)
         else:
+            if articles_tsv:
+                folder = squad_corpus_dir(articles_tsv, cache_dir() / "benchmarks")
+                split_tsv(articles_tsv, folder)
             pairs = load_jsonl(qa_file)
         pairs = pairs[:limit] if limit else pairs
         if not pairs:

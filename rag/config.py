@@ -47,6 +47,7 @@ def bundled_seeds_dir() -> Path:
 
 
 MODES = ("dense", "lexical", "hybrid")
+PATH_FIELDS = ("corpus_dir", "index_dir", "calibration")
 # How many passages a question may ask for: the one bound the library, CLI, chat and API share.
 K_MIN, K_MAX = 1, 20
 
@@ -119,15 +120,10 @@ class Config:
         candidates: how many candidates each search passes to fusion and the second stage.
         rerank: re-order the candidates with the second stage (sentence-level evidence).
         k: number of passages returned.
-        min_score: top-hit score below which the articles are taken not to answer a
-            Chinese question (calibrated for the default model and second stage, see
-            README "Saying 'not in the articles'").
-        min_score_cross_lingual: the same for questions not written in Chinese, whose
-            cosines to Chinese text run lower, when the top passage shares a name with
-            the question (its pinyin: "Wudalianchi" in 五大连池).
-        min_score_cross_lingual_unnamed: the same when it shares none: cosine alone
-            tells off-topic English questions apart poorly (they reach 1.62 on the
-            seeds, answerable ones without a shared name 1.64).
+        calibration: a calibration file written by ``newsqa calibrate`` (the second
+            stage's weights and the answer thresholds); ``None`` uses the one recorded
+            in the index folder, else the one shipped with the package. Not an index
+            parameter: changing it never rebuilds.
         max_question_chars: longer questions are truncated with a warning.
         batch_size: embedding batch size.
     """
@@ -147,9 +143,7 @@ class Config:
     candidates: int = 30
     rerank: bool = True
     k: int = 5
-    min_score: float = 1.84
-    min_score_cross_lingual: float = 1.50
-    min_score_cross_lingual_unnamed: float = 1.64
+    calibration: Path | None = None
     max_question_chars: int = 2000
     batch_size: int = 32
 
@@ -197,7 +191,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("corpus_dir", "index_dir"):
+        for key in PATH_FIELDS:
             if data[key] is not None:
                 data[key] = str(data[key])
         return data
@@ -206,7 +200,7 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> Config:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("corpus_dir", "index_dir"):
+        for key in PATH_FIELDS:
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(**values)

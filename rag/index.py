@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import Calibration, resolve_calibration
 from .chunking import chunk_articles
 from .config import Config
 from .corpus import SkippedFileWarning, file_digest, load_file, scan_corpus
 from .embedding import Embedder
-from .errors import IndexCorruptError, IndexFolderError, UnreadableFileError
+from .errors import IndexCorruptError, IndexFolderError, InvalidArgumentError, UnreadableFileError
 from .lexical import LexicalIndex, create_lexical_index
 from .records import Chunk
 from .sentences import SentenceVectors, chunk_sentences
@@ -197,6 +198,7 @@ class CorpusIndex:
         self.files: dict[str, FileEntry] = {}
         self.next_id = 0
         self.writable = True
+        self.calibration: Calibration | None = None  # recorded in the manifest
 
     @property
     def own_names(self) -> frozenset[str]:
@@ -253,6 +255,8 @@ class CorpusIndex:
                     )
                 index = cls(config, embedder)
             index.writable = writable
+            if index.calibration is None:  # a new index records the calibration it starts with
+                index.calibration = resolve_calibration(config.calibration, None)
             pending = index.prepare(progress)
             index.apply(pending)
             pending.report.rebuilt = reason
@@ -283,6 +287,16 @@ class CorpusIndex:
                 self._save()
         return pending.report
 
+    def record_calibration(self, calibration: Calibration) -> None:
+        """Record ``calibration`` in the manifest: questions are answered with it from now on.
+
+        The index is re-saved as it is (nothing is re-embedded).
+        """
+        with _writer_lock(self.path) as writable:
+            self.writable = self.writable and writable
+            self.calibration = calibration
+            self._save()
+
     def _load_or_reason(self) -> str:
         """Load the saved index; return why it cannot be used ("" when loaded)."""
         manifest_path = self.path / MANIFEST
@@ -301,6 +315,7 @@ class CorpusIndex:
                 dim = manifest["dim"]
                 return f"vector size {dim} differs from the model's {self.embedder.dim}"
             self._read_components(manifest)
+            self.calibration = _recorded_calibration(manifest, self.path)
         except IndexCorruptError as exc:
             return f"index is corrupt ({exc})"
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -485,6 +500,8 @@ class CorpusIndex:
                 "files": {name: asdict(entry) for name, entry in sorted(self.files.items())},
                 "checksums": {name: _sha256(tmp / name) for name in components},
             }
+            if self.calibration is not None:
+                manifest["calibration"] = self.calibration.to_dict()
             (tmp / MANIFEST).write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
             )
@@ -626,6 +643,18 @@ def _manifest_problem(manifest: Any, own_names: frozenset[str]) -> str:
         if not isinstance(entry, dict) or not isinstance(entry.get("chunk_ids"), list):
             return f"entry for {name!r} is malformed"
     return ""
+
+
+def _recorded_calibration(manifest: dict[str, Any], path: Path) -> Calibration | None:
+    """The calibration a manifest records (``None``, with a warning, when it is malformed:
+    a calibration never makes an index unusable)."""
+    if "calibration" not in manifest:
+        return None
+    try:
+        return Calibration.from_dict(manifest["calibration"])
+    except InvalidArgumentError as exc:
+        warnings.warn(f"index at {path}: {exc}; using the default calibration", stacklevel=3)
+        return None
 
 
 def _describe_param_change(saved: dict[str, Any], config: Config) -> str:

@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
+from .calibration import FEATURES, Calibration
 from .records import Chunk
 from .text import (
     english_words,
@@ -126,21 +129,6 @@ FILLER_WORDS = frozenset(
      "到了", "达", "已", "已经", "目前", "分别", "各"]
 )  # fmt: skip
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al. 2009)
-
-# Second-stage weights, chosen by a grid search on eval/qa_seeds.jsonl and confirmed on
-# CMRC 2018 (README "Retrieval quality"). The chunk's cosine is the base; the cosine of
-# its closest sentence doubles the weight of a passage whose single sentence answers;
-# literal evidence adds to it. Exact matching of the question's numbers was tried and
-# changed nothing on either set, so it is not a feature.
-W_SENTENCE_DENSE = 1.0  # cosine of the chunk's closest sentence to the question
-W_LEXICAL = 0.03  # BM25 score relative to the best candidate's
-W_SENTENCE = 0.15  # share of the question's bigrams found in the chunk's best sentence
-W_TITLE = 0.05  # share of the question's bigrams found in the article title
-W_QUANTITY = 0.04  # a "how much/many" question and a best sentence stating a quantity
-W_FITS = 0.05  # the best sentence holds the asked-for form (see QueryTerms.fits)
-# Within a chunk, the answering sentence is the closest in meaning, nudged by literal
-# evidence (shared words, the question's numbers).
-W_SENTENCE_LITERAL = 0.1
 
 
 def is_cross_lingual(question: str) -> bool:
@@ -392,6 +380,7 @@ class Candidate:
     sentence_scores: list[float] = field(default_factory=list)  # literal match
     sentence_cosines: list[float] = field(default_factory=list)  # meaning, when stored
     sentence_fits: list[bool] = field(default_factory=list)  # holds the asked-for form
+    literal_weight: float = 0.0  # of literal evidence against the cosines (Calibration)
 
     @property
     def best_sentence(self) -> int:
@@ -399,7 +388,7 @@ class Candidate:
         scores = self.sentence_scores
         if len(self.sentence_cosines) == len(scores):
             scores = [
-                cos + W_SENTENCE_LITERAL * lit
+                cos + self.literal_weight * lit
                 for cos, lit in zip(self.sentence_cosines, scores, strict=True)
             ]
         return max(range(len(scores)), key=scores.__getitem__) if scores else 0
@@ -457,33 +446,53 @@ def mark_sentences(candidates: list[Candidate], terms: QueryTerms) -> None:
         ]
 
 
-def rerank(candidates: list[Candidate], terms: QueryTerms) -> list[Candidate]:
-    """Second stage: re-score candidates with sentence-level literal evidence.
+def candidate_features(candidates: list[Candidate], terms: QueryTerms) -> np.ndarray:
+    """The second stage's features of each candidate, in :data:`~rag.calibration.FEATURES` order.
 
-    The base is the dense cosine (a chunk only the lexical search found gets the lowest
-    cosine seen), plus its closest sentence's cosine; BM25, the best sentence's word
-    overlap and stated quantity, and the title's overlap add to it.
+    A chunk only the lexical search found gets the lowest cosine seen.
 
     Args:
         candidates: fused candidates with sentences marked.
         terms: the question's matchable terms.
 
     Returns:
-        The candidates, best first, ``score`` set.
+        A ``(len(candidates), len(FEATURES))`` array.
     """
     cosines = [c.dense for c in candidates if c.dense is not None]
     floor = min(cosines) if cosines else 0.0
     top_lexical = max((c.lexical or 0.0 for c in candidates), default=0.0) or 1.0
+    rows = []
     for c in candidates:
         a, b = c.best_span
         sentence = c.chunk.text[a:b]
-        c.score = (
-            (c.dense if c.dense is not None else floor)
-            + W_SENTENCE_DENSE * max(c.sentence_cosines, default=floor)
-            + W_LEXICAL * (c.lexical or 0.0) / top_lexical
-            + W_SENTENCE * terms.overlap(sentence)
-            + W_TITLE * terms.overlap(c.chunk.title)
-            + W_QUANTITY * terms.answers_quantity(sentence)
-            + W_FITS * (terms.asks_form and c.best_fits)
+        rows.append(
+            (
+                c.dense if c.dense is not None else floor,
+                max(c.sentence_cosines, default=floor),
+                (c.lexical or 0.0) / top_lexical,
+                terms.overlap(sentence),
+                terms.overlap(c.chunk.title),
+                float(terms.answers_quantity(sentence)),
+                float(terms.asks_form and c.best_fits),
+            )
         )
+    return np.array(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))
+
+
+def rerank(
+    candidates: list[Candidate], terms: QueryTerms, calibration: Calibration
+) -> list[Candidate]:
+    """Second stage: score each candidate by its features, weighted by the calibration.
+
+    Args:
+        candidates: fused candidates with sentences marked.
+        terms: the question's matchable terms.
+        calibration: holds the weights.
+
+    Returns:
+        The candidates, best first, ``score`` set.
+    """
+    scores = candidate_features(candidates, terms) @ np.array(calibration.weight_vector())
+    for c, score in zip(candidates, scores, strict=True):
+        c.score = float(score)
     return sorted(candidates, key=lambda c: -c.score)

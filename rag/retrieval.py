@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import Answer, decide
+from .answer import Answer, decide, threshold_kind
+from .calibration import Calibration, CandidateFeatures, resolve_calibration
 from .config import Config, check_k, check_mode
 from .corpus import load_bytes
 from .embedding import Embedder, create_embedder
@@ -21,6 +22,7 @@ from .index import CorpusIndex, UpdateReport
 from .ranking import (
     Candidate,
     QueryTerms,
+    candidate_features,
     fuse,
     mark_sentences,
     rerank,
@@ -82,6 +84,7 @@ class Retriever:
         self.index = index
         self.last_update = UpdateReport()
         self._lock = threading.RLock()
+        self.calibration = resolve_calibration(config.calibration, index.calibration)
 
     @classmethod
     def from_config(cls, config: Config, progress: bool = False) -> Retriever:
@@ -217,12 +220,20 @@ class Retriever:
         self, question: str, k: int | None, mode: str | None
     ) -> tuple[QueryTerms, list[Hit]]:
         """:meth:`retrieve`, also returning the question's terms (``ask`` needs them)."""
-        question = clean_question(question, self.config.max_question_chars)
         k = self.config.k if k is None else check_k(k)
+        terms, candidates = self._candidates(question, max(k, self.config.candidates), mode)
+        if self.config.rerank:
+            candidates = rerank(candidates, terms, self.calibration)
+        return terms, _distinct_hits(candidates, k)
+
+    def _candidates(
+        self, question: str, pool: int, mode: str | None
+    ) -> tuple[QueryTerms, list[Candidate]]:
+        """The fused candidates with their sentences marked, before the second stage."""
+        question = clean_question(question, self.config.max_question_chars)
         mode = self._mode(mode)
         query = normalise_query(question)
         terms = QueryTerms.of(query)
-        pool = max(k, self.config.candidates)
         query_vector = self._embed_query(query) if mode != "lexical" else None
         with self._lock:
             dense = (
@@ -241,9 +252,42 @@ class Retriever:
                 c.sentence_fits = [False] * len(c.spans)  # about another place or body
         if query_vector is not None:
             self._mark_sentence_cosines(candidates, query_vector)
-        if self.config.rerank:
-            candidates = rerank(candidates, terms)
-        return terms, _distinct_hits(candidates, k)
+        return terms, candidates
+
+    def candidate_features(self, question: str) -> list[CandidateFeatures]:
+        """What the second stage and the answer decision see of each candidate passage.
+
+        ``newsqa calibrate`` fits the :class:`Calibration` from these.
+
+        Args:
+            question: in Chinese or English.
+
+        Returns:
+            One row per candidate (``config.candidates`` of them, fused, not re-ranked).
+
+        Raises:
+            QuestionError: the question is empty or has no word to search for.
+        """
+        terms, candidates = self._candidates(question, self.config.candidates, None)
+        features = candidate_features(candidates, terms)
+        return [
+            CandidateFeatures(
+                chunk=c.chunk,
+                features=tuple(float(x) for x in row),
+                fits_question=c.fits,
+                threshold_kind=threshold_kind(question, terms, c.chunk.text, c.chunk.title),
+            )
+            for c, row in zip(candidates, features, strict=True)
+        ]
+
+    def record_calibration(self, calibration: Calibration) -> None:
+        """Answer with ``calibration`` from now on, and record it in the index folder.
+
+        A calibration file named by ``config.calibration`` still wins over the recorded one.
+        """
+        with self._lock:
+            self.index.record_calibration(calibration)
+            self.calibration = resolve_calibration(self.config.calibration, calibration)
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
         """Retrieve and decide whether the articles answer ``question``.
@@ -263,7 +307,7 @@ class Retriever:
         mode = self._mode(mode)
         terms, hits = self._search(question, k, mode)
         calibrated = mode != "lexical" and self.config.rerank
-        return decide(question.strip(), terms, hits, self.config, calibrated, len(self.index))
+        return decide(question.strip(), terms, hits, self.calibration, calibrated, len(self.index))
 
     def _mode(self, mode: str | None) -> str:
         return self.config.mode if mode is None else check_mode(mode)
@@ -288,6 +332,7 @@ class Retriever:
             matrix = self.index.sentences.get(c.chunk.id)
             if matrix is not None and len(matrix) == len(c.spans):
                 c.sentence_cosines = (matrix.astype(np.float32) @ query_vector).tolist()
+                c.literal_weight = self.calibration.sentence_literal
 
 
 def _name_words(name: str) -> list[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from rag import Citation, Config, Hit
+from rag import Citation, Hit
 from rag.answer import decide
+from rag.calibration import default_calibration
 from rag.ranking import QueryTerms
 from rag.text import normalise_query
 
-CONFIG = Config()
+CALIBRATION = default_calibration()
+THRESHOLD = CALIBRATION.thresholds
 
 
 def hit(score: float, text: str = "五大连池市选取了614个风机点位。", fits: bool = True) -> Hit:
@@ -19,22 +21,23 @@ def hit(score: float, text: str = "五大连池市选取了614个风机点位。
 
 def answer_to(question: str, hits: list[Hit], calibrated: bool = True, size: int = 10):  # type: ignore[no-untyped-def]
     terms = QueryTerms.of(normalise_query(question))
-    return decide(question, terms, hits, CONFIG, calibrated, size)
+    return decide(question, terms, hits, CALIBRATION, calibrated, size)
 
 
 def test_a_chinese_answer_needs_the_chinese_threshold() -> None:
     question = "五大连池选取了多少个风机点位？"
-    found = answer_to(question, [hit(CONFIG.min_score + 0.01)])
-    assert found.found and found.threshold == CONFIG.min_score and "reaches" in found.reason
-    refused = answer_to(question, [hit(CONFIG.min_score - 0.01)])
-    assert not refused.found and f"below {CONFIG.min_score:.2f}" in refused.reason
+    found = answer_to(question, [hit(THRESHOLD["chinese"] + 0.01)])
+    assert found.found and found.threshold == THRESHOLD["chinese"] and "reaches" in found.reason
+    refused = answer_to(question, [hit(THRESHOLD["chinese"] - 0.01)])
+    assert not refused.found and f"below {THRESHOLD['chinese']:.2f}" in refused.reason
 
 
 def test_an_english_question_gets_the_lower_threshold_only_when_a_name_is_shared() -> None:
-    named = answer_to("How many wind turbine sites did Wudalianchi select?", [hit(1.55)])
-    assert named.threshold == CONFIG.min_score_cross_lingual and named.found
-    unnamed = answer_to("How many moons does Jupiter have?", [hit(1.55)])
-    assert unnamed.threshold == CONFIG.min_score_cross_lingual_unnamed and not unnamed.found
+    between = (THRESHOLD["cross_lingual_named"] + THRESHOLD["cross_lingual_unnamed"]) / 2
+    named = answer_to("How many wind turbine sites did Wudalianchi select?", [hit(between)])
+    assert named.threshold == THRESHOLD["cross_lingual_named"] and named.found
+    unnamed = answer_to("How many moons does Jupiter have?", [hit(between)])
+    assert unnamed.threshold == THRESHOLD["cross_lingual_unnamed"] and not unnamed.found
 
 
 def test_a_passage_without_the_asked_form_is_refused_whatever_its_score() -> None:

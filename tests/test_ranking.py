@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rag.calibration import default_calibration
 from rag.ranking import (
     Candidate,
     QueryTerms,
@@ -12,6 +13,8 @@ from rag.ranking import (
 )
 from rag.records import Chunk
 from rag.text import sentence_spans
+
+CALIBRATION = default_calibration()
 
 
 def _chunk(id: str, text: str, title: str = "标题") -> Chunk:
@@ -57,13 +60,14 @@ def test_second_stage_lifts_the_chunk_whose_sentence_answers() -> None:
     mark_sentences(candidates, terms)
     for c, cosines in zip(candidates, ([0.85, 0.80], [0.92]), strict=True):
         c.sentence_cosines = cosines
-    assert [c.chunk.id for c in rerank(candidates, terms)][0] == "answer"
+    assert [c.chunk.id for c in rerank(candidates, terms, CALIBRATION)][0] == "answer"
 
 
 def test_best_sentence_is_the_closest_in_meaning_nudged_by_literal_evidence() -> None:
     c = Candidate(_chunk("x", "冰雪季临近，项目加紧建设。该项目总建筑面积2800平方米。"))
     mark_sentences([c], QueryTerms.of("总建筑面积是多少？"))
     c.sentence_cosines = [0.88, 0.87]
+    c.literal_weight = CALIBRATION.sentence_literal
     assert c.chunk.text[slice(*c.best_span)] == "该项目总建筑面积2800平方米。"
 
 

@@ -1,4 +1,9 @@
-"""End to end over the bundled seeds: the answering passage is in the top 3, correctly cited."""
+"""End to end over the bundled seeds: the answering passage is in the top 3, correctly cited.
+
+Ranking and refusal claims run on the real model (slow); what does not depend on the
+model's quality (errors, truncation, normalisation, modes, uploads) runs on the hash
+embedder.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,6 @@ import rag
 from rag import Config, QuestionError, Retriever
 from rag.retrieval import QuestionTooLongWarning
 from rag.text import sentence_spans
-
-pytestmark = pytest.mark.slow
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -42,12 +45,23 @@ def _squash(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def retriever(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    """The seeds on the real model."""
     index_dir = tmp_path_factory.mktemp("seed-index")
     with pytest.MonkeyPatch.context() as env:  # the model's cache for this build only
         env.setenv("NEWSQA_CACHE", str(model_cache))
         return Retriever.from_config(Config(index_dir=index_dir))
 
 
+@pytest.fixture(scope="module")
+def hashed(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    """The seeds on the hash embedder: no model, open in seconds."""
+    root = tmp_path_factory.mktemp("seed-index-hash")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NEWSQA_CACHE", str(root / "cache"))
+        return Retriever.from_config(Config(index_dir=root / "index", embedder="hash"))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("question,file,answer", QUESTIONS, ids=[q[0][:12] for q in QUESTIONS])
 def test_answering_passage_in_top_3_and_cited(
     retriever: Retriever, question: str, file: str, answer: str
@@ -62,10 +76,11 @@ def test_answering_passage_in_top_3_and_cited(
     source = (SEEDS / file).read_text(encoding="utf-8").splitlines()
     cited = _squash("".join(source[hit.citation.line_start - 1 : hit.citation.line_end]))
     assert _squash(answer) in cited  # the cited lines hold the answer
-    assert hit.text[hit.sentence_start : hit.sentence_end] == hit.sentence
-    assert hit.sentence in hit.text and len(hit.sentence) < len(hit.text) + 1
+    # the highlighted answer is one whole sentence of the passage, not a fragment
+    assert (hit.sentence_start, hit.sentence_end) in sentence_spans(hit.text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
@@ -83,28 +98,34 @@ def test_best_sentence_points_at_the_answer(
 ) -> None:
     hit = retriever.retrieve(question, 1)[0]
     assert answer in hit.sentence
-    assert hit.text[hit.sentence_start : hit.sentence_end] == hit.sentence
 
 
-def test_empty_question_is_a_value_error(retriever: Retriever) -> None:
+def test_empty_question_is_a_value_error(hashed: Retriever) -> None:
     for question in ("", "   \n\t "):
         with pytest.raises(ValueError, match="empty"):
-            retriever.retrieve(question)
+            hashed.retrieve(question)
     with pytest.raises(QuestionError):
-        retriever.retrieve("")
+        hashed.retrieve("")
 
 
-def test_huge_question_is_truncated_with_a_warning(retriever: Retriever) -> None:
+def test_huge_question_is_truncated_with_a_warning_and_still_answered(hashed: Retriever) -> None:
     with pytest.warns(QuestionTooLongWarning):
-        hits = retriever.retrieve("七台河冰雪经济产业园" * 1000, 2)
-    assert len(hits) == 2
+        hits = hashed.retrieve("七台河冰雪经济产业园" * 1000, 2)
+    assert "七台河冰雪经济产业园" in hits[0].text
 
 
-def test_traditional_and_half_width_questions_still_find_the_passage(retriever: Retriever) -> None:
-    hits = retriever.retrieve("七臺河冰雪經濟產業園研創中心項目的總建築面積是多少?", 3)
-    assert any("2800平方米" in h.text for h in hits)
+def test_traditional_and_half_width_questions_are_searched_as_simplified(
+    hashed: Retriever,
+) -> None:
+    def found(question: str) -> list[tuple[str, float]]:
+        return [(h.chunk_id, h.score) for h in hashed.retrieve(question, 3)]
+
+    simplified = found("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？")
+    assert found("七臺河冰雪經濟產業園研創中心項目的總建築面積是多少?") == simplified
+    assert simplified != found("七台河冰雪经济产业园研创中心项目的开工时间是什么时候？")
 
 
+@pytest.mark.slow
 def test_module_level_retrieve_uses_the_bundled_seeds(with_model: Path) -> None:
     rag.retrieval.default_retriever.cache_clear()
     hits = rag.retrieve("宝泰隆一矿总投资多少？", k=2)
@@ -112,17 +133,13 @@ def test_module_level_retrieve_uses_the_bundled_seeds(with_model: Path) -> None:
     assert set(rag.__all__) >= {"retrieve", "Retriever", "Hit", "Config", "Article", "Chunk"}
 
 
-def test_sentence_spans_keep_closing_quotes() -> None:
-    text = "他说：“好。”然后走了！第三句"
-    assert [text[a:b] for a, b in sentence_spans(text)] == ["他说：“好。”", "然后走了！", "第三句"]
-
-
 @pytest.fixture()
-def small_retriever(with_model: Path, tmp_path: Path) -> Retriever:
+def small_retriever(tmp_path: Path) -> Retriever:
+    """One seed article on the hash embedder, for tests that change the library."""
     corpus = tmp_path / "library"
     corpus.mkdir()
     shutil.copy(SEEDS / "001_46b047b0685aa754.txt", corpus)
-    return Retriever.from_folder(corpus)
+    return Retriever.from_folder(corpus, Config(embedder="hash"))
 
 
 def test_an_added_document_is_answered_and_cited_at_once(small_retriever: Retriever) -> None:
@@ -164,6 +181,7 @@ def test_a_bad_document_is_refused_and_changes_nothing(
     assert after == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
     ["火星上有没有水？", "2022年世界杯冠军是哪支球队？", "What is the capital of Australia?"],
@@ -173,9 +191,11 @@ def test_off_topic_questions_are_answered_with_not_found(
 ) -> None:
     answer = retriever.ask(question)
     assert not answer.found
-    assert answer.hits  # the closest candidates are still there, to show as weak
+    # the closest candidates are all still there, for the reply to show as weak matches
+    assert len(answer.hits) == retriever.config.k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
     [
@@ -194,6 +214,7 @@ def test_tempting_questions_the_articles_do_not_answer_are_refused(
     assert not answer.found and not answer.hits[0].fits_question
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
     [
@@ -206,53 +227,69 @@ def test_off_topic_english_questions_are_refused(retriever: Retriever, question:
     # their cosines reach the named threshold; sharing no name, they need the higher one
     answer = retriever.ask(question)
     assert not answer.found
-    assert answer.threshold == retriever.config.min_score_cross_lingual_unnamed
+    assert answer.threshold == retriever.calibration.thresholds["cross_lingual_unnamed"]
 
 
+@pytest.mark.slow
 def test_an_english_question_naming_a_place_of_the_passage_gets_the_lower_threshold(
     retriever: Retriever,
 ) -> None:
+    thresholds = retriever.calibration.thresholds
     named = retriever.ask("How many wind turbine sites did Wudalianchi select?")
-    assert named.found and named.threshold == retriever.config.min_score_cross_lingual
+    assert named.found and named.threshold == thresholds["cross_lingual_named"]
     unnamed = retriever.ask("To how many were the AI seats of Harbin's 12345 hotline increased?")
-    assert unnamed.threshold == retriever.config.min_score_cross_lingual_unnamed
+    assert unnamed.threshold == thresholds["cross_lingual_unnamed"] > named.threshold
     assert unnamed.found  # Harbin is written haerbin in pinyin: found on its score alone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
-    "question",
+    ("question", "answer"),
     [
-        "宝泰隆一矿的设计产能是多少？",
-        "How many wind turbine sites did Wudalianchi select?",
-        "七台河援助湖北孝感医疗队有多少名队员？",
-        "七台河市与希腊的哪个城市建立了友好交流关系？",
+        ("宝泰隆一矿的设计产能是多少？", "90万吨/年"),
+        ("How many wind turbine sites did Wudalianchi select?", "614"),
+        ("七台河援助湖北孝感医疗队有多少名队员？", "12名"),
+        ("七台河市与希腊的哪个城市建立了友好交流关系？", "马拉松市"),
     ],
 )
-def test_answerable_questions_are_found(retriever: Retriever, question: str) -> None:
-    answer = retriever.ask(question)
-    assert answer.found and answer.sentence
+def test_answerable_questions_are_found_with_the_answering_sentence(
+    retriever: Retriever, question: str, answer: str
+) -> None:
+    found = retriever.ask(question)
+    assert found.found and answer in found.sentence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_every_mode_finds_a_chinese_factoid(retriever: Retriever, mode: str) -> None:
-    other = Retriever(retriever.config.with_(mode=mode), retriever.embedder, retriever.index)
-    hits = other.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3)
+    hits = retriever.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3, mode=mode)
     assert any("签约项目141个" in h.text for h in hits)
-    # the same mode chosen for one call on the default retriever gives the same hits
-    per_call = retriever.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3, mode=mode)
-    assert [h.chunk_id for h in per_call] == [h.chunk_id for h in hits]
 
 
-def test_a_mode_chosen_per_call_changes_only_that_call(retriever: Retriever) -> None:
+@pytest.mark.parametrize("mode", ["dense", "lexical"])
+def test_a_mode_chosen_per_call_searches_as_a_library_set_to_it(
+    hashed: Retriever, mode: str
+) -> None:
+    def found(retriever: Retriever, mode: str | None = None) -> list[tuple[str, float]]:
+        hits = retriever.retrieve("绥芬河市2021年以来签约了多少个项目？", k=3, mode=mode)
+        return [(h.chunk_id, h.score) for h in hits]
+
+    configured = Retriever(hashed.config.with_(mode=mode), hashed.embedder, hashed.index)
+    assert found(hashed, mode) == found(configured)
+    assert found(configured) != found(hashed)  # not the library's hybrid search
+    assert found(configured, "hybrid") == found(hashed)
+
+
+def test_a_mode_chosen_per_call_changes_only_that_call(hashed: Retriever) -> None:
     question = "How many wind turbine sites did Wudalianchi select?"
-    lexical = retriever.ask(question, k=3, mode="lexical")
+    lexical = hashed.ask(question, k=3, mode="lexical")
     assert lexical.threshold is None  # lexical scores have no calibrated threshold
-    assert retriever.ask(question, k=3).threshold is not None
-    assert retriever.config.mode == "hybrid"
+    assert hashed.ask(question, k=3).threshold is not None
+    assert hashed.config.mode == "hybrid"
 
 
-def test_an_unknown_mode_is_refused(retriever: Retriever) -> None:
+def test_an_unknown_mode_is_refused(hashed: Retriever) -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         Config(mode="semantic")
     with pytest.raises(ValueError, match="mode must be one of"):
-        retriever.retrieve("七台河在哪里？", mode="semantic")
+        hashed.retrieve("七台河在哪里？", mode="semantic")

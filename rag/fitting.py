@@ -1,0 +1,239 @@
+"""Fitting a calibration from labelled questions: weights by pairwise logistic regression,
+thresholds by the fewest wrong decisions, each Q&A set counting equally."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .calibration import FEATURES, THRESHOLD_KINDS, Calibration
+
+MAX_PAIRS_PER_QUESTION = 60  # relevant × non-relevant pairs kept per question (the hardest)
+# A kind of question with fewer examples of either outcome keeps the base threshold:
+# a threshold moved by two or three questions is fitted to noise.
+MIN_PER_OUTCOME = 5
+
+
+@dataclass
+class LabelledQuestion:
+    """One question's candidates, labelled against its Q&A set.
+
+    Attributes:
+        set_name: the Q&A set it comes from (sets are weighted equally).
+        answerable: whether the articles answer it.
+        features: ``(candidates, len(FEATURES))`` values.
+        relevant: per candidate, whether it holds the evidence.
+        fits: per candidate, whether a sentence of it holds the kind of answer asked for.
+        kinds: per candidate, its threshold kind if it tops the list.
+    """
+
+    set_name: str
+    answerable: bool
+    features: np.ndarray
+    relevant: np.ndarray
+    fits: np.ndarray
+    kinds: list[str]
+
+
+@dataclass
+class SetFigures:
+    """How a calibration does on one set: ranking and the answer decision."""
+
+    questions: int = 0
+    answerable: int = 0
+    hit1: float = 0.0
+    mrr: float = 0.0
+    refused: float | None = None  # share of unanswerable questions refused
+    wrongly_refused: float = 0.0  # share of answerable questions refused
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def scores(question: LabelledQuestion, weights: np.ndarray) -> np.ndarray:
+    """The second-stage score of each candidate."""
+    return np.asarray(question.features @ weights, dtype=np.float64)
+
+
+def top_decision(question: LabelledQuestion, calibration: Calibration) -> tuple[int, bool]:
+    """``(index of the top candidate, found)`` as :mod:`rag.answer` would decide."""
+    s = scores(question, np.array(calibration.weight_vector()))
+    top = int(np.argmax(s))
+    found = bool(question.fits[top]) and s[top] >= calibration.thresholds[question.kinds[top]]
+    return top, found
+
+
+def fit_weights(questions: Sequence[LabelledQuestion], strength: float = 1.0) -> np.ndarray:
+    """Weights that rank relevant candidates above the others (pairwise logistic regression).
+
+    Each pair (relevant, non-relevant) of a question is one example of the difference
+    of their features; each set's pairs weigh as much in all as any other set's.
+
+    Args:
+        questions: the labelled questions (unanswerable ones and those without both a
+            relevant and a non-relevant candidate add nothing).
+        strength: inverse regularisation strength (scikit-learn's ``C``).
+
+    Returns:
+        One weight per feature, scaled so the two cosine weights sum to 2 (the scale
+        the thresholds and the reasons shown to readers have always used).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    diffs, weights = [], []
+    per_set: dict[str, int] = defaultdict(int)
+    pairs_of: list[tuple[str, np.ndarray]] = []
+    for q in questions:
+        if not q.answerable or q.relevant.all() or not q.relevant.any():
+            continue
+        s = q.features[:, 0] + q.features[:, 1]  # the hardest non-relevant: closest in meaning
+        negatives = np.flatnonzero(~q.relevant)
+        negatives = negatives[np.argsort(-s[negatives])]
+        positives = np.flatnonzero(q.relevant)
+        keep = max(1, MAX_PAIRS_PER_QUESTION // len(positives))
+        pairs = np.array(
+            [q.features[p] - q.features[n] for p in positives for n in negatives[:keep]]
+        )
+        pairs_of.append((q.set_name, pairs))
+        per_set[q.set_name] += 1
+    for set_name, pairs in pairs_of:
+        share = 1.0 / (len(per_set) * per_set[set_name] * len(pairs))
+        diffs.extend([pairs, -pairs])
+        weights.extend([np.full(len(pairs), share)] * 2)
+    x = np.concatenate(diffs)
+    y = np.concatenate(
+        [np.ones(len(d)) if i % 2 == 0 else np.zeros(len(d)) for i, d in enumerate(diffs)]
+    )
+    w = np.concatenate(weights)
+    model = LogisticRegression(C=strength, fit_intercept=False, max_iter=2000)
+    model.fit(x, y, sample_weight=w * len(w))
+    coef = model.coef_[0]
+    cosine = coef[0] + coef[1]
+    return coef * (2.0 / cosine) if cosine > 0 else coef
+
+
+def fit_thresholds(
+    questions: Sequence[LabelledQuestion], weights: np.ndarray, base: dict[str, float]
+) -> dict[str, float]:
+    """Per kind of question, the threshold with the fewest wrong decisions.
+
+    A wrong decision is refusing an answerable question or answering an unanswerable
+    one; each set's questions of a kind weigh as much in all as any other set's, and
+    answerable and unanswerable ones weigh alike (balanced error).
+
+    Args:
+        questions: the labelled questions.
+        weights: the second-stage weights the scores are computed with.
+        base: thresholds kept for kinds with too few examples (:data:`MIN_PER_OUTCOME`).
+
+    Returns:
+        One threshold per :data:`THRESHOLD_KINDS` entry.
+    """
+    fitted = dict(base)
+    for kind in THRESHOLD_KINDS:
+        rows = []  # (top score, answerable, set) of questions whose top candidate fits
+        for q in questions:
+            s = scores(q, weights)
+            top = int(np.argmax(s))
+            if q.kinds[top] == kind and q.fits[top]:
+                rows.append((float(s[top]), q.answerable, q.set_name))
+        positives = [r for r in rows if r[1]]
+        negatives = [r for r in rows if not r[1]]
+        if len(positives) < MIN_PER_OUTCOME or len(negatives) < MIN_PER_OUTCOME:
+            continue
+        fitted[kind] = _best_cut(positives, negatives)
+    return fitted
+
+
+def _best_cut(
+    positives: list[tuple[float, bool, str]], negatives: list[tuple[float, bool, str]]
+) -> float:
+    """The cut with the least balanced, set-weighted error (midway between two scores)."""
+
+    def weights_of(rows: list[tuple[float, bool, str]]) -> np.ndarray:
+        count: dict[str, int] = defaultdict(int)
+        for _, _, name in rows:
+            count[name] += 1
+        return np.array([1.0 / (len(count) * count[name]) for _, _, name in rows])
+
+    pos = np.array([r[0] for r in positives])
+    neg = np.array([r[0] for r in negatives])
+    pos_w, neg_w = weights_of(positives), weights_of(negatives)
+    values = np.unique(np.concatenate([pos, neg]))
+    cuts = np.concatenate([[values[0] - 1e-3], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-3]])
+    errors = [
+        pos_w[pos < cut].sum() + neg_w[neg >= cut].sum() for cut in cuts
+    ]  # answerable refused + unanswerable answered
+    best = min(errors)
+    # several cuts tie: take the middle one, the farthest from both kinds of mistake
+    tied = [cut for cut, error in zip(cuts, errors, strict=True) if error <= best + 1e-12]
+    return round(float(tied[len(tied) // 2]), 4)
+
+
+def fit_calibration(
+    questions: Sequence[LabelledQuestion],
+    base: Calibration,
+    fitted_on: list[dict[str, Any]],
+    strength: float = 1.0,
+) -> Calibration:
+    """A calibration fitted on ``questions``.
+
+    Args:
+        questions: labelled questions of one or more sets.
+        base: supplies what is not fitted (sentence choice weight, thresholds of kinds
+            with too few examples).
+        fitted_on: a description of the sets, recorded in the calibration.
+        strength: inverse regularisation strength of the weights.
+
+    Returns:
+        The fitted :class:`Calibration`.
+    """
+    weights = fit_weights(questions, strength)
+    thresholds = fit_thresholds(questions, weights, base.thresholds)
+    return Calibration(
+        weights={name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},
+        thresholds=thresholds,
+        sentence_literal=base.sentence_literal,
+        fitted_on=fitted_on,
+        method=(
+            "pairwise logistic regression of relevant over non-relevant candidates "
+            f"(C={strength}); per-kind thresholds with the least balanced error; "
+            "each set weighted equally"
+        ),
+    )
+
+
+def set_figures(questions: Sequence[LabelledQuestion], calibration: Calibration) -> SetFigures:
+    """Hit@1, MRR over the candidates, refusals and wrong refusals under ``calibration``.
+
+    Args:
+        questions: labelled questions (of one set, usually).
+        calibration: the weights and thresholds to apply.
+
+    Returns:
+        The figures.
+    """
+    weights = np.array(calibration.weight_vector())
+    out = SetFigures(questions=len(questions))
+    hits, reciprocal, refused, wrongly = 0, 0.0, 0, 0
+    unanswerable = 0
+    for q in questions:
+        top, found = top_decision(q, calibration)
+        if q.answerable:
+            out.answerable += 1
+            order = np.argsort(-scores(q, weights), kind="stable")
+            ranks = np.flatnonzero(q.relevant[order])
+            hits += bool(q.relevant[top])
+            reciprocal += 1.0 / (ranks[0] + 1) if len(ranks) and ranks[0] < 10 else 0.0
+            wrongly += not found
+        else:
+            unanswerable += 1
+            refused += not found
+    if out.answerable:
+        out.hit1 = hits / out.answerable
+        out.mrr = reciprocal / out.answerable
+        out.wrongly_refused = wrongly / out.answerable
+    out.refused = refused / unanswerable if unanswerable else None
+    return out
