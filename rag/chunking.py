@@ -36,7 +36,7 @@ def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterText
 
 
 def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
-    """Split one article into chunks with offsets and source lines.
+    """Split one article into chunks with offsets, source lines and columns.
 
     Args:
         article: a cleaned article.
@@ -55,6 +55,7 @@ def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) ->
             raise AssertionError(f"chunk not found in article {article.id}")
         end = start + len(piece)
         line_start, line_end = article.lines(start, end)
+        col_start, col_end = article.columns(start, end)
         chunks.append(
             Chunk(
                 id=f"{article.id}:{len(chunks)}",
@@ -67,6 +68,9 @@ def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) ->
                 line_start=line_start,
                 line_end=line_end,
                 text=piece,
+                col_start=col_start,
+                col_end=col_end,
+                long_line=article.in_long_line(start, end),
             )
         )
         cursor = start + 1

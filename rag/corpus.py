@@ -11,11 +11,11 @@ import stat
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import CorpusError, UnreadableFileError
-from .records import Article
+from .records import LONG_LINE, Article
 from .text import load_jieba
 
 SUFFIXES = (".txt", ".md")
@@ -41,24 +41,28 @@ class SkippedFileWarning(UserWarning):
 
 @dataclass
 class _Paragraph:
-    """A run of joined source lines with the source line of every character."""
+    """A run of joined source lines with the source line and column of every character."""
 
     text: str = ""
     line_of: list[int] = field(default_factory=list)
+    col_of: list[int] = field(default_factory=list)
     kind: str = "body"  # body | heading | byline | caption | marker | note
     level: int = 0  # markdown heading level, 0 when inferred
 
-    def append(self, text: str, line: int) -> None:
+    def append(self, text: str, line: int, col: int = 1) -> None:
+        """Add ``text``, which starts at column ``col`` of source line ``line``."""
         last, first = self.text[-1:], text[:1]
         latin = last.isascii() and last.isalnum() and first.isascii() and first.isalnum()
         if latin or self.text.startswith("□"):  # keep words and byline names apart
-            self.text += " "
+            self.text += " "  # not in the source: located at the character before it
             self.line_of.append(self.line_of[-1])
+            self.col_of.append(self.col_of[-1])
         self.text += text
         self.line_of.extend([line] * len(text))
+        self.col_of.extend(range(col, col + len(text)))
 
     def drop_prefix(self, n: int) -> None:
-        self.text, self.line_of = self.text[n:], self.line_of[n:]
+        self.text, self.line_of, self.col_of = self.text[n:], self.line_of[n:], self.col_of[n:]
 
 
 # Byte order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
@@ -453,6 +457,11 @@ def load_folder(folder: Path) -> dict[str, list[Article]]:
 def parse_articles(text: str, name: str) -> list[Article]:
     """Split one file's text into cleaned articles.
 
+    Every character of an article keeps its source line and column. An untitled article
+    whose text starts with one long line (a news dump's one-line article) has the
+    headline glued to its lead split off as its title when :func:`split_headline` finds
+    a reliable boundary; the headline is then not part of the article text.
+
     Args:
         text: the decoded file content.
         name: the file name recorded in each article.
@@ -460,13 +469,18 @@ def parse_articles(text: str, name: str) -> list[Article]:
     Returns:
         The articles in file order; repeated articles and paragraphs kept once.
     """
+    lines = text.splitlines()
+    # (cleaned line, line number, column of its first character); strip() also removes
+    # U+3000, so only inner ideographic spaces become plain ones and columns still match.
     blocks = [
-        (line.strip().replace("\u3000", " ").strip(), number)
-        for number, line in enumerate(text.splitlines(), start=1)
+        (line.strip().replace("\u3000", " "), number, len(line) - len(line.lstrip()) + 1)
+        for number, line in enumerate(lines, start=1)
     ]
-    blocks = [(line, number) for line, number in blocks if line]
+    blocks = [block for block in blocks if block[0]]
     paragraphs = _classify(_join_lines(blocks))
-    return _assemble(paragraphs, name) or _whole_text_article(paragraphs, name)
+    articles = _assemble(paragraphs, name) or _whole_text_article(paragraphs, name)
+    long_lines = frozenset(n for n, line in enumerate(lines, start=1) if len(line) > LONG_LINE)
+    return [replace(a, long_lines=long_lines) for a in articles] if long_lines else articles
 
 
 def _whole_text_article(paragraphs: list[_Paragraph], name: str) -> list[Article]:
@@ -478,7 +492,7 @@ def _whole_text_article(paragraphs: list[_Paragraph], name: str) -> list[Article
     body = _unique_paragraphs([p for p in paragraphs if p.text])
     if not body:
         return []
-    text, line_of = _joined(body)
+    text, line_of, col_of = _joined(body)
     first = body[0]
     first_line = sum(1 for line in first.line_of if line == first.line_of[0])
     title = first.text[:first_line].strip()
@@ -493,13 +507,14 @@ def _whole_text_article(paragraphs: list[_Paragraph], name: str) -> list[Article
             text=text,
             line_of=tuple(line_of),
             title_line=first.line_of[0],
+            col_of=tuple(col_of),
         )
     ]
 
 
-def _is_wrapped(blocks: list[tuple[str, int]]) -> bool:
+def _is_wrapped(blocks: list[tuple[str, int, int]]) -> bool:
     """True for hard-wrapped files (every line cut at a narrow fixed width)."""
-    lengths = sorted(len(line) for line, _ in blocks if not line.startswith("#"))
+    lengths = sorted(len(line) for line, _, _ in blocks if not line.startswith("#"))
     return len(lengths) >= 20 and lengths[len(lengths) // 2] <= 24
 
 
@@ -535,17 +550,17 @@ def _word_spans(left: str, right: str) -> bool:
     return False
 
 
-def _join_lines(blocks: list[tuple[str, int]]) -> list[_Paragraph]:
+def _join_lines(blocks: list[tuple[str, int, int]]) -> list[_Paragraph]:
     wrapped = _is_wrapped(blocks)
     paragraphs: list[_Paragraph] = []
     current: _Paragraph | None = None
     last_line = ""
-    for line, number in blocks:
+    for line, number, col in blocks:
         if current is not None and _joins(last_line, line, wrapped, current):
-            current.append(line, number)
+            current.append(line, number, col)
         else:
             current = _Paragraph()
-            current.append(line, number)
+            current.append(line, number, col)
             paragraphs.append(current)
         last_line = line
     return paragraphs
@@ -755,11 +770,18 @@ def _finish(drafts: list[_Draft], name: str, page_byline: str) -> list[Article]:
         body = _unique_paragraphs(d.body)
         if not body:
             continue
+        title_line = d.title_line or body[0].line_of[0]
+        if _glued_lead(d, body[0]):
+            split = split_headline(body[0].text)
+            if split is not None:
+                d.title, title_line = split.title, body[0].line_of[0]
+                d.byline = split.byline
+                body[0].drop_prefix(split.body_start)
         fingerprint = _fingerprint("".join(p.text for p in body))
         if fingerprint in seen_bodies:  # the same article printed again on the page
             continue
         seen_bodies.add(fingerprint)
-        text, line_of = _joined(body)
+        text, line_of, col_of = _joined(body)
         title = d.title or _title_from_text(text)
         if d.parent and d.parent != d.title:
             title = f"{d.parent} · {title}"
@@ -774,22 +796,27 @@ def _finish(drafts: list[_Draft], name: str, page_byline: str) -> list[Article]:
                 byline=byline,
                 text=text,
                 line_of=tuple(line_of),
-                title_line=d.title_line or body[0].line_of[0],
+                title_line=title_line,
                 captions=tuple(d.captions),
+                col_of=tuple(col_of),
             )
         )
     return articles
 
 
-def _joined(body: list[_Paragraph]) -> tuple[str, list[int]]:
-    """Paragraphs joined by newlines, with the source line of every character (a newline
-    counts as its paragraph's last line)."""
+def _joined(body: list[_Paragraph]) -> tuple[str, list[int], list[int]]:
+    """Paragraphs joined by newlines, with the source line and column of every character
+    (a newline counts as just past its paragraph's last character)."""
     line_of: list[int] = []
+    col_of: list[int] = []
     for p in body:
         line_of.extend(p.line_of)
         line_of.append(p.line_of[-1])
+        col_of.extend(p.col_of)
+        col_of.append(p.col_of[-1] + 1)
     line_of.pop()
-    return "\n".join(p.text for p in body), line_of
+    col_of.pop()
+    return "\n".join(p.text for p in body), line_of, col_of
 
 
 def _unique_paragraphs(body: list[_Paragraph]) -> list[_Paragraph]:
@@ -807,3 +834,204 @@ def _unique_paragraphs(body: list[_Paragraph]) -> list[_Paragraph]:
 def _title_from_text(text: str) -> str:
     first = re.split(r"[。！？!?\n]", text, maxsplit=1)[0]
     return first if len(first) <= 24 else first[:24] + "…"
+
+
+# ----------------------------------------------------------------- glued headlines
+
+HEADLINE_MAX = 40  # characters: a longer opening is never taken for a headline
+HEADLINE_MIN = 4
+GLUED_LEAD_MIN = 50  # a first line shorter than this is not a headline glued to a lead
+
+# News outlets whose name opens a lead, a dateline or a reporter credit ("北京考试报（记者
+# …）", "中新网10月16日电", "每经记者 …"). Whole names only: from a bare suffix such as
+# 晨报 one cannot tell where the name starts in "…热度不减北京晨报讯".
+OUTLETS = (
+    "本报", "本刊", "新华社", "新华网", "中新社", "中新网", "人民网", "中广网", "央视网",
+    "国际在线", "环球网", "环球时报", "中国台湾网", "东方网", "全景网", "红网", "荆楚网",
+    "千龙网", "南方网", "大洋网", "金羊网", "北青网", "凤凰网", "和讯网", "中国网",
+    "中国经济网", "中国新闻网", "人民日报", "光明日报", "经济日报", "中国日报", "新京报",
+    "京华时报", "北京青年报", "北京晨报", "北京晚报", "北京商报", "北京考试报", "法制晚报",
+    "羊城晚报", "南方日报", "南方都市报", "广州日报", "信息时报", "新快报", "东方早报",
+    "新闻晨报", "新闻晚报", "新民晚报", "解放日报", "文汇报", "每经", "每日经济新闻",
+    "第一财经日报", "21世纪经济报道", "经济观察报", "证券时报", "中国证券报", "上海证券报",
+    "证券日报", "理财周报", "投资者报", "华夏时报", "中国经营报", "扬子晚报", "现代快报",
+    "钱江晚报", "今日早报", "都市快报", "楚天金报", "楚天都市报", "长江日报", "华西都市报",
+    "成都商报", "重庆晨报", "齐鲁晚报", "大河报", "燕赵都市报", "半岛晨报", "辽沈晚报",
+    "新文化报", "城市晚报", "黑龙江日报", "中国青年报", "中国教育报", "中国之声",
+)  # fmt: skip
+_OUTLET = "(?:" + "|".join(sorted(map(re.escape, OUTLETS), key=len, reverse=True)) + ")"
+_WEIBO = r"(?:[(（]微博[)）])?"  # Sina's "(微博)" after a linked name
+_DATE = r"[0-9〇零一二三四五六七八九十]{1,3}月[0-9〇零一二三四五六七八九十]{1,3}日"
+_REPORTER = r"(?:(?:实习|见习|特约|驻\w{1,4}特约)?记者|特约(?:作者|主笔|撰稿人))"
+# A headline that only a space or the lead's repetition ends: no clause or sentence
+# punctuation, no brackets, no credit words (which would mean a boundary was missed).
+_BARE_HEAD = r"(?:(?!记者|报道|讯)[^，,。；;？！?!()（）【】\[\]])"
+
+# Where a one-line article's headline ends and its lead begins. Each pattern marks the
+# headline's end with the empty group ``cut`` (and, when something between them is
+# dropped, the lead's start with ``body``). The earliest cut of any rule wins; a cut
+# leaving a headline that is not 4-40 characters, holds a comma or 。, ends in the middle
+# of a clause or leaves a bracket open is ignored (see :func:`_plausible_headline`).
+HEADLINE_RULES: tuple[re.Pattern[str], ...] = (
+    # Sina's own dateline: 新浪体育讯, 新浪娱乐讯, 新浪财经讯 …
+    re.compile(r"(?P<cut>)新浪\w{0,2}讯"),
+    # an outlet's dateline, lead or credit: 中新网(微博)10月16日电, 新华网北京7月16日电,
+    # 中新网8月16日 据…, 国际在线消息, 本报讯, 北京考试报（记者 …）, 每经记者 …, 文汇报报道,
+    # 综合新华社电
+    re.compile(
+        rf"(?P<cut>)(?:综合)?{_OUTLET}{_WEIBO}(?:[^，。]{{0,14}}?{_DATE}(?:体育|财经)?)?\s*"
+        rf"(?:电|讯|快讯|消息|报道|[(（【]?\s*{_REPORTER}|(?<=日)[\s，,：:])"
+    ),
+    # a dateline without an outlet, or a lead opening on its date: 2009年11月5日消息,
+    # 9月26日电, 6月18日，卫生部发布… 2月10日晚间，… (a headline holds no comma; not
+    # after 时间, 于, 在, 截至, a year …, which tie the date to the words before it)
+    re.compile(
+        rf"^{_BARE_HEAD}{{4,40}}?(?<!时间)(?<![于在至到从自截止年\d])(?P<cut>)"
+        r"(?:\d{4}年|今年|去年)?\d{1,2}月\d{1,2}日"
+        r"(?:电|讯|消息|(?:凌晨|早晨|上午|中午|下午|晚间|晚上|晚)?[，,])"
+    ),
+    # the time of a sports or entertainment lead: 北京时间4月12日
+    re.compile(r"(?P<cut>)北京时间\s*\d"),
+    # a reporter credit with no outlet: 记者黄振琳报道 (not "晚报记者", an outlet we do not
+    # know, whose name would be left in the headline)
+    re.compile(rf"(?<![报网社刊台经闻视])(?P<cut>){_REPORTER}\s?[\u4e00-\u9fff]{{2,4}}\s?报道"),
+    # a byline or section mark before a credit: □本报记者 …, ⊙本报记者 …, ■ 今日视点
+    # Comment□本报记者 …, □好买基金研究中心 … (a lone □ may stand for an undecodable
+    # character of a name)
+    re.compile(r"(?P<cut>)[□⊙■]\s*[^，。\s]{0,20}?(?:记者|撰稿人|研究中心|作者|编辑)"),
+    # an attribution opening the lead: 据英国《华商报》报道， 据新华社电 (not 数据, 根据 …)
+    re.compile(
+        r"(?<![数根依证占凭论收])(?P<cut>)据[^，。\s]{1,20}?(?:报道|报导|消息|社电|网电|日电)"
+        r"(?=[\s，,：:])"
+    ),
+    # the tag Sina ends a headline with: (图) (组图) (全文)
+    re.compile(r"[(（](?:(?:组|多|附)?图|全文)[)）](?P<cut>)"),
+    # a publisher tag opening the lead: 【ZOL-七天在线 it7t.com】 【本报讯】 [北京行情]
+    # （中关村在线数码影像行情报道） (not 【青龙珏】, a name in brackets)
+    re.compile(
+        r"(?<!讯)(?P<cut>)[【\[(（][^】\])）]{0,20}"
+        r"(?:在线|网|报道|讯|来源|行情|中关村|www|\.com|IT)[^】\])）]{0,20}[】\])）]"
+    ),
+    # a labelled lead: 导语： 导读： 核心提示： 编辑观点： 提要： 故事简介：
+    re.compile(
+        r"(?P<cut>)(?:导语|导读|核心提示|编者按|编辑观点|编辑点评|提要|温馨提示|"
+        r"访谈时间|故事简介)[：:]"
+    ),
+    # a labelled lead that a headline may also hold ("NBA名宿点评：…"): only after 8+
+    # characters, longer than a role or a name: …提升亲和力点评： …仅售1389元作者： 主持人：
+    re.compile(r"^[^，,。]{8,40}?(?P<cut>)(?:点评|作者|主持人)[：:]"),
+    # a writer's credit: 文/表 记者崔群
+    re.compile(r"(?P<cut>)文[/／](?:表|图|摄)?\s*(?:本报)?记者"),
+    # the headline's first 6+ characters repeated at the start of the lead, at most 12
+    # characters later: 《海贼王》龙塔前三关盘点《海贼王》龙塔挑战规则…
+    re.compile(rf"^(?P<rep>[^\s\d]{{6,}}){_BARE_HEAD}{{0,12}}?(?P<cut>)\s*(?P<body>)(?P=rep)"),
+    # one space after a bare headline (not between Latin words), then a lead whose first
+    # clause is at most 6 characters: "9成80后置业需贷款 无房苦，有房更苦，…" ("…有难度
+    # “80后”，目前…"). A longer clause is as likely the headline's second half run into
+    # the lead.
+    re.compile(
+        rf"^{_BARE_HEAD}{{4,40}}?(?<=[^\x00-\x7f])(?P<cut>)\s+(?P<body>)"
+        r"(?=[^\s，,。；;(（【\[]{1,6}[，,、])"
+    ),
+    # a wide gap (3+ spaces) after a bare headline, before a lead that reaches a clause
+    # end within 40 characters: "…仅售310元    消费者总是会在众多MP4中寻找…，"
+    re.compile(
+        rf"^{_BARE_HEAD}{{4,40}}?(?P<cut>)[ \t\xa0\u3000]{{3,}}(?P<body>)"
+        r"(?=[^。(（【\[]{4,40}[，,。])"
+    ),
+)
+
+# A reporter credit right after the headline, taken as the byline and dropped from the
+# lead: "北京考试报（记者 马海丽）", "本报讯(记者 张艺)", "本报记者 王晓云报道", "□本报记者
+# 江沂 ", "每经记者 翟敏 发自深圳".
+_CREDIT = re.compile(
+    rf"[□⊙■]?\s*(?:{_OUTLET}|新浪\w{{0,2}})?{_WEIBO}讯?\s*"
+    rf"(?:[(（【]\s*[^)）】]{{0,12}}{_REPORTER}[^)）】]{{1,24}}[)）】]"
+    rf"|{_REPORTER}[：:]?\s*[\u4e00-\u9fff]{{2,4}}?"
+    rf"(?:\s*报道|\s+发自[\u4e00-\u9fff]{{2}}|\s+[\u4e00-\u9fff]{{2}}报道|(?=[\s“])))\s*"
+)
+# A reporter credit in brackets after a dateline, which stays in the lead:
+# "中新社北京2月2日电(记者 阮煜琳)" gives the byline "记者 阮煜琳".
+_DATELINE_CREDIT = re.compile(
+    rf"[^，。]{{0,30}}?[(（【]\s*(?P<who>[^)）】，。]{{0,12}}{_REPORTER}[^)）】，。]{{1,24}})[)）】]"
+)
+_CLAUSE_CUT = set("，,、：:；;（(《“‘【[·/&")
+_SEPARATORS = " \t\xa0\u3000-—_|~"
+_PAIRS = (("《", "》"), ("（", "）"), ("(", ")"), ("“", "”"), ("【", "】"), ("[", "]"))
+
+
+@dataclass(frozen=True)
+class HeadlineSplit:
+    """A headline found glued to the start of a one-line article.
+
+    ``title`` is the headline, ``byline`` the reporter credit found at the start of the
+    lead ("" when none), ``body_start`` where the article text starts in the line (after
+    the headline, and after the credit when it was dropped).
+    """
+
+    title: str
+    byline: str
+    body_start: int
+
+
+def split_headline(line: str) -> HeadlineSplit | None:
+    """Split a headline of at most :data:`HEADLINE_MAX` characters off a one-line article.
+
+    The headline ends at the earliest boundary any of :data:`HEADLINE_RULES` finds that
+    leaves a plausible headline. When none does, ``None``: a wrong split is worse than
+    none, and the caller keeps the article untitled.
+
+    Args:
+        line: the article's first line, stripped.
+
+    Returns:
+        The split, or ``None`` when no boundary is reliable.
+    """
+    window = line[: HEADLINE_MAX + 60]  # room for the rules' look at the lead
+    best: tuple[int, int] | None = None  # (cut, body start)
+    for rule in HEADLINE_RULES:
+        for match in rule.finditer(window):
+            cut = match.start("cut")
+            # matches come in order: stop past the longest headline (plus separators)
+            # or past the earliest cut found so far
+            if cut > HEADLINE_MAX + 8 or (best is not None and cut >= best[0]):
+                break
+            if _plausible_headline(line[:cut].rstrip(_SEPARATORS)):
+                best = (cut, match.start("body") if "body" in rule.groupindex else cut)
+                break
+    if best is None:
+        return None
+    cut, body = best
+    while body < len(line) and line[body].isspace():
+        body += 1
+    byline = ""
+    if (credit := _CREDIT.match(line, body)) is not None:
+        byline, body = credit.group(0).strip(), credit.end()
+    elif (dateline := _DATELINE_CREDIT.match(line, body)) is not None:
+        byline = dateline.group("who").strip()
+    if len(line) - body < 10:
+        return None
+    return HeadlineSplit(title=line[:cut].rstrip(_SEPARATORS), byline=byline, body_start=body)
+
+
+def _plausible_headline(head: str) -> bool:
+    """A headline is 4-40 characters, not a sentence or clauses, not cut mid-clause, and
+    leaves no bracket or quotation open."""
+    if not HEADLINE_MIN <= len(head) <= HEADLINE_MAX or any(c in head for c in "，,。"):
+        return False
+    if head[-1] in _CLAUSE_CUT:
+        return False
+    return all(head.count(a) == head.count(b) for a, b in _PAIRS)
+
+
+def _glued_lead(draft: _Draft, first: _Paragraph) -> bool:
+    """True when an untitled article opens with one long source line whose start may be
+    a headline glued to the lead (the one-line article of a news dump)."""
+    return (
+        not draft.title
+        and not draft.byline
+        and not draft.flash
+        and not draft.parent
+        and len(first.text) >= GLUED_LEAD_MIN
+        and first.line_of[0] == first.line_of[-1]
+    )

@@ -5,14 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Characters. A source line longer than this is not a paragraph but a whole article (or
+# more) on one line, as news dumps store them: a passage in it is cited by column. Longer
+# than any ordinary paragraph line (the seed pages' longest is 398 characters), so files
+# laid out a paragraph per line keep their plain ``file:line`` references.
+LONG_LINE = 500
+
 
 @dataclass(frozen=True)
 class Article:
     """One cleaned news article.
 
     ``text`` is the cleaned body: whole paragraphs joined by ``"\\n"``. ``line_of[i]`` is
-    the 1-based line of the source file that character ``text[i]`` came from, so any
-    span of ``text`` can be cited as ``file:line-line``.
+    the 1-based line of the source file that character ``text[i]`` came from and
+    ``col_of[i]`` its 1-based column in that line (counted in characters), so any span of
+    ``text`` can be cited as ``file:line-line`` or, inside a long line, by column.
+    ``long_lines`` holds the source lines longer than :data:`LONG_LINE` characters. A
+    headline split off the start of a one-line article is the ``title`` and not part of
+    ``text``.
     """
 
     file: str
@@ -23,6 +33,8 @@ class Article:
     line_of: tuple[int, ...]
     title_line: int
     captions: tuple[str, ...] = ()
+    col_of: tuple[int, ...] = ()
+    long_lines: frozenset[int] = frozenset()
 
     @property
     def id(self) -> str:
@@ -35,13 +47,28 @@ class Article:
         end = max(end, start + 1)
         return (self.line_of[start], self.line_of[min(end, len(self.line_of)) - 1])
 
+    def columns(self, start: int, end: int) -> tuple[int, int]:
+        """Source columns (1-based, inclusive) of the first and last character of
+        ``text[start:end]``, each in its own line; ``(0, 0)`` when unknown."""
+        if not self.col_of:
+            return (0, 0)
+        end = max(end, start + 1)
+        return (self.col_of[start], self.col_of[min(end, len(self.col_of)) - 1])
+
+    def in_long_line(self, start: int, end: int) -> bool:
+        """True when ``text[start:end]`` starts or ends in a line over :data:`LONG_LINE`."""
+        first, last = self.lines(start, end)
+        return first in self.long_lines or last in self.long_lines
+
 
 @dataclass(frozen=True)
 class Chunk:
     """A passage of one article, the unit that is embedded, indexed and cited.
 
     ``start``/``end`` are character offsets into the article's ``text``
-    (``article.text[start:end] == text``); ``line_start``/``line_end`` the source lines.
+    (``article.text[start:end] == text``); ``line_start``/``line_end`` the source lines,
+    ``col_start``/``col_end`` the source columns, and ``long_line`` as in
+    :class:`Citation`.
     """
 
     id: str
@@ -54,6 +81,9 @@ class Chunk:
     line_start: int
     line_end: int
     text: str
+    col_start: int = 0
+    col_end: int = 0
+    long_line: bool = False
 
     @property
     def embed_text(self) -> str:
@@ -71,6 +101,9 @@ class Chunk:
             line_end=self.line_end,
             start=self.start,
             end=self.end,
+            col_start=self.col_start,
+            col_end=self.col_end,
+            long_line=self.long_line,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +116,23 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Citation:
-    """Where a passage comes from: file, article, byline, source lines and offsets."""
+    """Where a passage comes from: file, article, byline, and a locator in the file.
+
+    The locator is the source lines ``line_start``-``line_end`` (1-based, inclusive) plus
+    a character span: ``col_start`` is the column of the passage's first character in
+    ``line_start`` and ``col_end`` the column of its last character in ``line_end``
+    (1-based, inclusive, counted in characters of the decoded text, not bytes; 0 when
+    unknown). ``start``/``end`` are offsets into the cleaned article text instead.
+    ``long_line`` is True when the passage starts or ends in a source line longer than
+    :data:`LONG_LINE` characters (e.g. a one-line article).
+
+    ``str(citation)``, the reference shown everywhere (terminal, chat, JSON ``ref``):
+
+    - ``file.txt:3`` or ``file.txt:3-5``: lines of at most :data:`LONG_LINE` characters;
+    - ``file.txt:1:37-290``: inside one long line, line 1, columns 37 to 290;
+    - ``file.txt:3:120-5:40``: from line 3 column 120 to line 5 column 40, when the
+      passage spans lines and one of its end lines is long.
+    """
 
     file: str
     title: str
@@ -92,8 +141,20 @@ class Citation:
     line_end: int
     start: int
     end: int
+    col_start: int = 0
+    col_end: int = 0
+    long_line: bool = False
 
     def __str__(self) -> str:
+        if self.long_line and self.col_start > 0 and self.col_end > 0:
+            if self.line_start == self.line_end:
+                cols = (
+                    f"{self.col_start}"
+                    if self.col_start == self.col_end
+                    else f"{self.col_start}-{self.col_end}"
+                )
+                return f"{self.file}:{self.line_start}:{cols}"
+            return f"{self.file}:{self.line_start}:{self.col_start}-{self.line_end}:{self.col_end}"
         lines = (
             f"{self.line_start}"
             if self.line_start == self.line_end
@@ -129,7 +190,7 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON-ready data: every field, the sentence, and the citation both
-        nested (with its ``ref``, ``file:lines``) and as flat ``ref``/``file``/``title``/
+        nested (with its ``ref``, ``str(citation)``) and as flat ``ref``/``file``/``title``/
         ``byline`` fields (the form the chat's ``/ask`` API has always given)."""
         data = asdict(self)
         data["sentence"] = self.sentence

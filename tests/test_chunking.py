@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.chunking import chunk_articles
-from rag.corpus import load_folder
+from rag.corpus import load_folder, parse_articles
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -38,6 +38,10 @@ def test_offsets_and_lines_round_trip_for_every_chunk(
             cited = _squash("".join(source[chunk.line_start - 1 : chunk.line_end]))
             for paragraph in chunk.text.split("\n"):
                 assert _squash(paragraph) in cited, (chunk.id, paragraph[:20])
+            # the columns point at the chunk's first and last characters
+            assert source[chunk.line_start - 1][chunk.col_start - 1] == chunk.text[0]
+            assert source[chunk.line_end - 1][chunk.col_end - 1] == chunk.text[-1]
+            assert not chunk.long_line and str(chunk.citation).startswith(f"{name}:")
 
 
 def test_no_chunk_crosses_an_article(seeds: dict[str, list]) -> None:
@@ -67,3 +71,15 @@ def test_overlap_repeats_text_between_neighbours(seeds: dict[str, list]) -> None
 def test_embedded_text_carries_the_title(seeds: dict[str, list]) -> None:
     chunk = chunk_articles(seeds[sorted(seeds)[0]], 300, 60)[0]
     assert chunk.embed_text.startswith(chunk.title) and chunk.embed_text.endswith(chunk.text)
+
+
+def test_long_line_chunks_round_trip_by_column() -> None:
+    line = "标题在这里本报讯(记者 张三)" + "正文第一句说明情况，第二句给出数字，总投资10亿元。" * 60
+    [article] = parse_articles(line + "\n", "one.txt")
+    assert article.title == "标题在这里"
+    chunks = chunk_articles([article], 300, 60)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert chunk.long_line and chunk.line_start == chunk.line_end == 1
+        assert line[chunk.col_start - 1 : chunk.col_end] == chunk.text
+        assert str(chunk.citation) == f"one.txt:1:{chunk.col_start}-{chunk.col_end}"

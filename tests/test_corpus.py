@@ -78,14 +78,32 @@ def test_repeated_article_is_kept_once(seeds: dict[str, list]) -> None:
     assert sum(p.startswith("从没有硝烟的战场") for p in main_story.split("\n")) == 1
 
 
-def test_every_character_maps_back_to_its_source_line(seeds: dict[str, list]) -> None:
+def test_every_character_maps_back_to_its_source_line_and_column(seeds: dict[str, list]) -> None:
     for name, articles in seeds.items():
         source = (SEEDS / name).read_text(encoding="utf-8").splitlines()
         for article in articles:
-            assert len(article.line_of) == len(article.text)
-            for char, line in zip(article.text, article.line_of, strict=True):
+            assert len(article.line_of) == len(article.col_of) == len(article.text)
+            for char, line, col in zip(article.text, article.line_of, article.col_of, strict=True):
                 if not char.isspace():
-                    assert char in source[line - 1], (name, line, char)
+                    assert source[line - 1][col - 1] == char, (name, line, col, char)
+
+
+def test_columns_count_from_the_raw_line_start(tmp_path: Path) -> None:
+    # leading ideographic and plain spaces are stripped but still counted as columns
+    text = "# 标题\n\n\u3000\u3000第一段正文，说明情况。\n  第二段 正文。\n"
+    [article] = parse_articles(text, "x.txt")
+    assert article.text == "第一段正文，说明情况。\n第二段 正文。"
+    assert (article.line_of[0], article.col_of[0]) == (3, 3)
+    second = article.text.index("第二段")
+    assert (article.line_of[second], article.col_of[second]) == (4, 3)
+    assert article.columns(0, len(article.text)) == (3, 9)
+
+
+def test_seed_pages_have_no_long_lines(seeds: dict[str, list]) -> None:
+    # paragraph-per-line pages keep their plain file:line references
+    for articles in seeds.values():
+        for article in articles:
+            assert not article.long_lines
 
 
 def test_gbk_file_is_decoded(tmp_path: Path) -> None:
