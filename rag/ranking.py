@@ -39,9 +39,16 @@ FOCUS = re.compile(
     r"(?:的|(?=总))([\u4e00-\u9fff]{2,8}?)(?:是|有|为|达到|达|能达到)?"
     r"(?:多少|几|什么|哪|怎样|如何|何时|多大|多长|多高|多远)"
 )
+# Words before a question word that are no attribute: a predicate (投了), a time
+# clause (死时) or a time or number (一年, 今年).
+NOT_AN_ATTRIBUTE = re.compile(
+    r"[了过着时]$|^(?:[一二两三四五六七八九十\d]+|[今去明每本上下])[年月天日周期]$"
+)
+ASKED_NOUN = re.compile(r"(?:多少|几)([\u4e00-\u9fff]{2,4})")
+MONEY_UNIT = "元钱块美港欧镑"
 # "多少名/几个/多少万吨": the measure word after the question word says what kind of
 # number answers; words in one group answer alike (a question's 人 by the article's 名).
-UNIT_GROUPS = ("名人位", "个项家户所", "元钱块美港欧镑", "平", "吨", "件", "米", "斤",
+UNIT_GROUPS = ("名人位", "个项家户所", MONEY_UNIT, "平", "吨", "件", "米", "斤",
                "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
                "期", "场", "篇", "双")  # fmt: skip
@@ -54,6 +61,8 @@ UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9ff
 NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
 # Time words counted with 个 between: 3个月, 一个多月, 两个小时, 10个工作日.
 COUNTED_TIME = {"月": "个[多半]?月", "时": "个[多半]?小时", "天": "个?工作日"}
+# News often leaves 元 out of a sum: 总价180万, 以400万的投资 answer 花了多少钱.
+BARE_AMOUNT = re.compile(rf"{NUMERAL}[万亿](?![{''.join(UNIT_GROUPS)}])")
 # An English "how many/much" question says its unit with a noun; the first one after
 # "how" picks the measure words that answer it ("" for percentages: no measure word).
 ENGLISH_UNITS = (
@@ -63,7 +72,7 @@ ENGLISH_UNITS = (
         r"|tourists?|visitors?|passengers?|patients?|children|farmers?|villagers?",
         "名人位",
     ),
-    (r"yuan|money|invest\w*|costs?|funds?|funding|spen[dt]|revenue|price|profit", "元钱块美港欧镑"),
+    (r"yuan|money|invest\w*|costs?|funds?|funding|spen[dt]|revenue|price|profit", MONEY_UNIT),
     (r"weight|kilograms?|kg|jin", "斤克"),
     (r"tons?|tonnes?", "吨"),
     (r"square (?:met(?:er|re)s?|kilomet(?:er|re)s?)|sq", "平"),
@@ -198,7 +207,7 @@ class QueryTerms:
         any sentence.
         """
         folded = fold(sentence)
-        if self.unit and not re.search(f"{NUMERAL}{self._unit_pattern}", folded):
+        if self.unit and not self._states_unit(folded):
             return False
         if self.attribute and not self._names_attribute(folded):
             return False
@@ -207,6 +216,12 @@ class QueryTerms:
         if self.place and not self._names_a_place(folded):
             return False
         return not self.wants_date or bool(DATE.search(folded))
+
+    def _states_unit(self, folded: str) -> bool:
+        """A number with the asked unit (a sum may leave 元 out)."""
+        if re.search(f"{NUMERAL}{self._unit_pattern}", folded):
+            return True
+        return self.unit == MONEY_UNIT and bool(BARE_AMOUNT.search(folded))
 
     @property
     def _unit_pattern(self) -> str:
@@ -238,6 +253,8 @@ class QueryTerms:
         (人口数 by 人口, 经纬度 by 纬度)."""
         if self.attribute.startswith("总"):
             return self.attribute in folded
+        if len(self.attribute) == 2:  # 薪水 by 年薪, 票房 by 票房收入: a character is the word
+            return any(char in folded for char in self.attribute)
         wanted = _bigrams(self.attribute)
         return 2 * len(wanted & _bigrams(folded)) >= len(wanted)
 
@@ -329,13 +346,20 @@ def _asked_attribute(question: str) -> str:
     "" for questions that ask no quantity or name no attribute.
     """
     folded = fold(question)
-    match = FOCUS.search(folded)
-    if not match or not QUANTITY_QUESTION.search(folded) or DATE_QUESTION.search(folded):
+    if not QUANTITY_QUESTION.search(folded) or DATE_QUESTION.search(folded):
         return ""  # 几点/几月 ask for a time, not an amount
+    after = ASKED_NOUN.search(folded)  # 多少薪水, 多少票房: the noun after the question word
+    if after and not _asked_unit(question):
+        word, flag = _tagged_sentence(after.group(1))[0]
+        if len(word) >= 2 and flag.startswith("n"):
+            return word
+    match = FOCUS.search(folded)
+    if not match:
+        return ""
     words = [w for w in load_jieba().lcut(match.group(1)) if w not in FILLER_WORDS]
     while words and len(words[-1]) < 2:
         words.pop()
-    if not words:
+    if not words or NOT_AN_ATTRIBUTE.search(words[-1]):
         return ""
     total = "总" if len(words) > 1 and words[-2] == "总" else ""
     return total + words[-1]

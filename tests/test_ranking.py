@@ -171,3 +171,27 @@ def test_the_best_sentence_is_one_that_holds_the_asked_number() -> None:
     mark_sentences([candidate], terms)
     a, b = candidate.best_span
     assert "12名" in text[a:b] and candidate.best_fits and candidate.fits
+
+
+def test_a_sum_without_yuan_answers_a_money_question() -> None:
+    terms = QueryTerms.of("那套二手房一共花了多少钱？")
+    assert terms.fits("93平米的2居总价180万。")
+    assert terms.fits("以400万的投资取得近3000万票房")
+    assert not terms.fits("小区共有500万人次到访。")  # a count, not a sum
+    assert not terms.fits("这套房子位于朝阳路。")
+
+
+def test_a_predicate_or_time_before_the_question_word_is_no_attribute() -> None:
+    # 投了/死时/一年 are not attributes the answering sentence must name
+    assert QueryTerms.of("在搭桥计划上总共投了多少钱？").attribute == ""
+    assert QueryTerms.of("船员死时多少岁？").attribute == ""
+    assert QueryTerms.of("项目的总投资是多少？").attribute == "总投资"
+
+
+def test_the_noun_after_how_much_is_the_attribute_asked_for() -> None:
+    salary = QueryTerms.of("任志强一年能拿多少薪水？")
+    assert salary.attribute == "薪水"
+    assert salary.fits("任志强的年薪高达700多万元。")  # 薪 names the salary
+    box_office = QueryTerms.of("电影《如梦》最后拿下了多少票房？")
+    assert not box_office.fits("由吴彦祖和袁泉主演的电影《如梦》已经开拍，投资1500万。")
+    assert box_office.fits("《如梦》首周票房达到2000万。")
