@@ -124,11 +124,12 @@ def report(
     labelled: dict[str, list[LabelledQuestion]],
     current: Calibration,
     strength: float,
+    thresholds_only: bool = False,
 ) -> tuple[str, Calibration]:
     """The comparison table and the calibration fitted on every set."""
     everything = [q for qs in labelled.values() for q in qs]
     fitted_on = [s.describe() for s in sets]
-    full = fit_calibration(everything, current, fitted_on, strength)
+    full = fit_calibration(everything, current, fitted_on, strength, thresholds_only)
     lines = [
         "| set · calibration | Hit@1 | MRR@10 | unanswerable refused"
         " | answerable wrongly refused |",
@@ -140,7 +141,7 @@ def report(
         others = [q for q in everything if q.set_name != qa_set.name]
         rows = [("current", current), ("fitted on all", full)]
         if others and {q.set_name for q in others}:
-            held_out = fit_calibration(others, current, [], strength)
+            held_out = fit_calibration(others, current, [], strength, thresholds_only)
             rows.insert(1, ("held-out (fitted without this set)", held_out))
         for label_, calibration in rows:
             figures = set_figures(own, calibration)
@@ -189,6 +190,9 @@ def report(
     help="Inverse regularisation of the weights.",
 )
 @click.option(
+    "--thresholds-only", is_flag=True, help="Keep the current weights; fit the thresholds only."
+)
+@click.option(
     "--embedder",
     type=click.Choice(["sentence-transformers", "hash"]),
     default="sentence-transformers",
@@ -199,6 +203,7 @@ def calibrate_command(
     out: Path | None,
     apply_to: Path | None,
     strength: float,
+    thresholds_only: bool,
     embedder: str,
     quiet: bool,
 ) -> None:
@@ -211,7 +216,7 @@ def calibrate_command(
             raise click.BadParameter("each --set needs its own NAME", param_hint="--set")
         labelled = {s.name: label(s, base, progress) for s in sets}
         current = Retriever.from_config(base.with_(corpus_dir=sets[0].corpus)).calibration
-        table, fitted = report(sets, labelled, current, strength)
+        table, fitted = report(sets, labelled, current, strength, thresholds_only)
         click.echo(table)
         if out:
             fitted.save(out)

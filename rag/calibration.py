@@ -26,6 +26,9 @@ FEATURES = (
     "title_overlap",  # share of the question's bigrams in the article title
     "quantity",  # a "how much/many" question and a best sentence stating a quantity
     "fits",  # the question asks for a form (date, unit, person…) and the best sentence holds it
+    "fits_any",  # some sentence of the passage holds the asked form (or none is asked)
+    "chunk_overlap",  # share of the question's bigrams anywhere in the passage
+    "lead",  # the passage opens its article (a lead names the topic, rarely the detail)
 )
 # The top hit's score is held against one threshold per kind of question: Chinese ones;
 # questions in another language whose top passage shares a name with them (pinyin
@@ -91,7 +94,9 @@ class Calibration:
             raise InvalidArgumentError("a calibration must be a JSON object")
         try:
             return cls(
-                weights={k: float(v) for k, v in dict(data["weights"]).items()},
+                # a calibration fitted before a feature existed gives it no weight
+                weights={name: 0.0 for name in FEATURES}
+                | {k: float(v) for k, v in dict(data["weights"]).items()},
                 thresholds={k: float(v) for k, v in dict(data["thresholds"]).items()},
                 sentence_literal=float(data.get("sentence_literal", 0.1)),
                 fitted_on=list(data.get("fitted_on", [])),

@@ -1,5 +1,5 @@
 """Fitting a calibration from labelled questions: weights by pairwise logistic regression,
-thresholds by the fewest wrong decisions, each Q&A set counting equally."""
+thresholds refusing all they can within the wrong-refusal budget, each Q&A set counting equally."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ MAX_PAIRS_PER_QUESTION = 60  # relevant × non-relevant pairs kept per question 
 # A kind of question with fewer examples of either outcome keeps the base threshold:
 # a threshold moved by two or three questions is fitted to noise.
 MIN_PER_OUTCOME = 5
+# The share of answerable questions the thresholds may refuse (the product's target).
+MAX_WRONGLY_REFUSED = 0.03
 
 
 @dataclass
@@ -115,18 +117,24 @@ def fit_weights(questions: Sequence[LabelledQuestion], strength: float = 1.0) ->
 
 
 def fit_thresholds(
-    questions: Sequence[LabelledQuestion], weights: np.ndarray, base: dict[str, float]
+    questions: Sequence[LabelledQuestion],
+    weights: np.ndarray,
+    base: dict[str, float],
+    max_wrongly_refused: float = MAX_WRONGLY_REFUSED,
 ) -> dict[str, float]:
-    """Per kind of question, the threshold with the fewest wrong decisions.
+    """Per kind of question, the highest threshold that still answers nearly every answerable one.
 
-    A wrong decision is refusing an answerable question or answering an unanswerable
-    one; each set's questions of a kind weigh as much in all as any other set's, and
-    answerable and unanswerable ones weigh alike (balanced error).
+    Refusing an answerable question costs the reader an answer that was there; answering
+    an unanswerable one shows a wrong passage marked as weak only by its score. So the
+    threshold refuses as much as it can while the answerable questions it refuses stay
+    within ``max_wrongly_refused`` (each set's questions weighing as much as any other
+    set's).
 
     Args:
         questions: the labelled questions.
         weights: the second-stage weights the scores are computed with.
         base: thresholds kept for kinds with too few examples (:data:`MIN_PER_OUTCOME`).
+        max_wrongly_refused: the share of answerable questions the threshold may refuse.
 
     Returns:
         One threshold per :data:`THRESHOLD_KINDS` entry.
@@ -143,33 +151,25 @@ def fit_thresholds(
         negatives = [r for r in rows if not r[1]]
         if len(positives) < MIN_PER_OUTCOME or len(negatives) < MIN_PER_OUTCOME:
             continue
-        fitted[kind] = _best_cut(positives, negatives)
+        fitted[kind] = _highest_cut(positives, max_wrongly_refused)
     return fitted
 
 
-def _best_cut(
-    positives: list[tuple[float, bool, str]], negatives: list[tuple[float, bool, str]]
-) -> float:
-    """The cut with the least balanced, set-weighted error (midway between two scores)."""
-
-    def weights_of(rows: list[tuple[float, bool, str]]) -> np.ndarray:
-        count: dict[str, int] = defaultdict(int)
-        for _, _, name in rows:
-            count[name] += 1
-        return np.array([1.0 / (len(count) * count[name]) for _, _, name in rows])
-
-    pos = np.array([r[0] for r in positives])
-    neg = np.array([r[0] for r in negatives])
-    pos_w, neg_w = weights_of(positives), weights_of(negatives)
-    values = np.unique(np.concatenate([pos, neg]))
-    cuts = np.concatenate([[values[0] - 1e-3], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-3]])
-    errors = [
-        pos_w[pos < cut].sum() + neg_w[neg >= cut].sum() for cut in cuts
-    ]  # answerable refused + unanswerable answered
-    best = min(errors)
-    # several cuts tie: take the middle one, the farthest from both kinds of mistake
-    tied = [cut for cut, error in zip(cuts, errors, strict=True) if error <= best + 1e-12]
-    return round(float(tied[len(tied) // 2]), 4)
+def _highest_cut(positives: list[tuple[float, bool, str]], budget: float) -> float:
+    """The highest cut refusing at most ``budget`` of the answerable (set-weighted) questions."""
+    count: dict[str, int] = defaultdict(int)
+    for _, _, name in positives:
+        count[name] += 1
+    ordered = sorted(positives)
+    refused = 0.0
+    cut = ordered[0][0] - 1e-3
+    for index, (score, _, name) in enumerate(ordered):
+        refused += 1.0 / (len(count) * count[name])
+        if refused > budget + 1e-12:
+            break
+        following = ordered[index + 1][0] if index + 1 < len(ordered) else score + 2e-3
+        cut = (score + following) / 2
+    return round(float(cut), 4)
 
 
 def fit_calibration(
@@ -177,6 +177,7 @@ def fit_calibration(
     base: Calibration,
     fitted_on: list[dict[str, Any]],
     strength: float = 1.0,
+    thresholds_only: bool = False,
 ) -> Calibration:
     """A calibration fitted on ``questions``.
 
@@ -186,11 +187,14 @@ def fit_calibration(
             with too few examples).
         fitted_on: a description of the sets, recorded in the calibration.
         strength: inverse regularisation strength of the weights.
+        thresholds_only: keep ``base``'s weights, fit the thresholds only.
 
     Returns:
         The fitted :class:`Calibration`.
     """
-    weights = fit_weights(questions, strength)
+    weights = (
+        np.array(base.weight_vector()) if thresholds_only else fit_weights(questions, strength)
+    )
     thresholds = fit_thresholds(questions, weights, base.thresholds)
     return Calibration(
         weights={name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},
@@ -198,9 +202,14 @@ def fit_calibration(
         sentence_literal=base.sentence_literal,
         fitted_on=fitted_on,
         method=(
-            "pairwise logistic regression of relevant over non-relevant candidates "
-            f"(C={strength}); per-kind thresholds with the least balanced error; "
-            "each set weighted equally"
+            (
+                "weights kept"
+                if thresholds_only
+                else "pairwise logistic regression of relevant"
+                f" over non-relevant candidates (C={strength})"
+            )
+            + f"; per-kind thresholds refusing at most {MAX_WRONGLY_REFUSED:.0%} of answerable"
+            " questions; each set weighted equally"
         ),
     )
 

@@ -498,6 +498,9 @@ def candidate_features(candidates: list[Candidate], terms: QueryTerms) -> np.nda
                 terms.overlap(c.chunk.title),
                 float(terms.answers_quantity(sentence)),
                 float(terms.asks_form and c.best_fits),
+                float(c.fits),
+                terms.overlap(c.chunk.text),
+                float(c.chunk.start == 0),
             )
         )
     return np.array(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))

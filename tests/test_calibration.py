@@ -203,3 +203,12 @@ def test_calibrate_refuses_a_malformed_set_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "NAME=QA_FILE" in result.output
     missing = CliRunner().invoke(main, ["calibrate", "--set", f"x={tmp_path / 'none.jsonl'}"])
     assert missing.exit_code == 2 and "no such Q&A file" in missing.output
+
+
+def test_a_calibration_from_before_a_feature_existed_gives_it_no_weight() -> None:
+    data = default_calibration().to_dict()
+    del data["weights"]["lead"]
+    assert Calibration.from_dict(data).weights["lead"] == 0.0
+    data["weights"]["no_such_feature"] = 1.0
+    with pytest.raises(InvalidArgumentError):
+        Calibration.from_dict(data)
