@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -338,29 +337,6 @@ def _open_error(name: str, exc: OSError) -> UnreadableFileError:
     return UnreadableFileError(f"{name}: cannot be read, {_why(exc)}")
 
 
-def file_digest(path: Path, name: str | None = None) -> str:
-    """Content hash used to notice changed files.
-
-    Args:
-        path: the file.
-        name: the name to report it by (default: its file name).
-
-    Returns:
-        The hex SHA-256 of the file's bytes.
-
-    Raises:
-        UnreadableFileError: the file cannot be read (deleted, no permission, ...).
-    """
-    name = name or path.name
-    try:
-        if path.is_symlink():  # swapped in since the folder was scanned: never followed
-            raise UnreadableFileError(f"{name}: became a symbolic link after the scan, skipped")
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise _open_error(name, exc) from exc
-
-
 def load_file(path: Path, name: str | None = None) -> list[Article]:
     """Read, decode and clean one file into articles.
 
@@ -376,8 +352,27 @@ def load_file(path: Path, name: str | None = None) -> list[Article]:
             (including one deleted or made unreadable since it was listed).
     """
     name = name or path.name
+    return load_bytes(read_file(path, name), name)
+
+
+def read_file(path: Path, name: str | None = None) -> bytes:
+    """A listed file's bytes, never through a link swapped in since the folder was scanned.
+
+    Args:
+        path: the file.
+        name: the name to report it by (default: its file name).
+
+    Returns:
+        Its content (at most one byte over :data:`MAX_FILE_BYTES`, which
+        :func:`load_bytes` then refuses).
+
+    Raises:
+        UnreadableFileError: a link, not a regular file, oversized, or unreadable
+            (deleted, no permission, ...).
+    """
+    name = name or path.name
     try:
-        info = path.lstat()  # never follow a link swapped in since the folder was scanned
+        info = path.lstat()
         mode, size = info.st_mode, info.st_size
         if stat.S_ISLNK(mode):
             raise UnreadableFileError(f"{name}: became a symbolic link after the scan, skipped")
@@ -390,10 +385,9 @@ def load_file(path: Path, name: str | None = None) -> list[Article]:
                 f"{name}: {size} bytes is over the {MAX_FILE_BYTES} byte limit"
             )
         with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since
+            return handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since
     except OSError as exc:
         raise _open_error(name, exc) from exc
-    return load_bytes(data, name)
 
 
 def load_bytes(data: bytes, name: str) -> list[Article]:

@@ -21,7 +21,7 @@ import numpy as np
 from .calibration import Calibration, resolve_calibration
 from .chunking import chunk_articles
 from .config import Config
-from .corpus import SkippedFileWarning, file_digest, load_file, scan_corpus
+from .corpus import SkippedFileWarning, load_bytes, read_file, scan_corpus
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexFolderError, InvalidArgumentError, UnreadableFileError
 from .lexical import LexicalIndex, create_lexical_index
@@ -88,11 +88,8 @@ def library_versions() -> dict[str, str]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager
@@ -378,11 +375,12 @@ class CorpusIndex:
                 stat = path.stat()
                 if entry and entry.size == stat.st_size and entry.mtime_ns == stat.st_mtime_ns:
                     continue
-                digest = file_digest(path, name)
+                data = read_file(path, name)  # once: the digest is of what gets indexed
+                digest = hashlib.sha256(data).hexdigest()
                 if entry and entry.sha256 == digest:
                     renewed[name] = stat.st_mtime_ns
                     continue
-                articles = load_file(path, name)
+                articles = load_bytes(data, name)
             except (UnreadableFileError, OSError) as exc:
                 # Keep what was indexed before rather than lose it to a bad file.
                 warnings.warn(str(exc), SkippedFileWarning, stacklevel=3)

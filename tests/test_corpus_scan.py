@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import rag.corpus as corpus
-from rag.corpus import file_digest, iter_corpus_files, load_file, load_folder
+from rag.corpus import iter_corpus_files, load_file, load_folder, read_file
 from rag.errors import RagError, UnreadableFileError
 
 ARTICLE = "# 哈尔滨冰雪大世界开园\n\n本报讯（记者张三）第二十六届哈尔滨冰雪大世界于12月18日开园。\n"
@@ -123,7 +123,7 @@ def test_file_deleted_between_scan_and_load_is_unreadable(library: Path) -> None
     with pytest.raises(UnreadableFileError, match=r"^good\.txt: .*(moved|deleted)"):
         load_file(path, "good.txt")
     with pytest.raises(UnreadableFileError, match=r"^good\.txt: "):
-        file_digest(path, "good.txt")
+        read_file(path, "good.txt")
 
 
 def test_permission_denied_is_unreadable(library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +141,7 @@ def test_permission_denied_is_unreadable(library: Path, monkeypatch: pytest.Monk
         load_file(target, "good.txt")
     assert isinstance(caught.value, RagError)
     with pytest.raises(UnreadableFileError, match=r"^good\.txt: .*permission denied"):
-        file_digest(target, "good.txt")
+        read_file(target, "good.txt")
 
 
 def test_folder_named_like_an_article_is_reported(library: Path) -> None:
@@ -248,4 +248,4 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(tmp_path: Path
     with pytest.raises(UnreadableFileError, match="symbolic link"):
         load_file(path, "a.txt")
     with pytest.raises(UnreadableFileError, match="symbolic link"):
-        file_digest(path, "a.txt")
+        read_file(path, "a.txt")
