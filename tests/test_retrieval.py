@@ -293,3 +293,27 @@ def test_an_unknown_mode_is_refused(hashed: Retriever) -> None:
         Config(mode="semantic")
     with pytest.raises(ValueError, match="mode must be one of"):
         hashed.retrieve("七台河在哪里？", mode="semantic")
+
+
+def test_an_english_question_is_searched_in_chinese_words_too(tmp_path: Path) -> None:
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    (corpus / "film.txt").write_text(
+        "# 新片上映\n\n这部电影首周票房达到两千万元，观众反响热烈。\n", "utf-8"
+    )
+    (corpus / "farm.txt").write_text("# 春耕\n\n农民开始播种玉米和大豆，农机已经下地。\n", "utf-8")
+    question = "What was the box office in its first week?"
+    for expand, expected in ((True, "film.txt"), (False, None)):
+        config = Config(corpus_dir=corpus, index_dir=tmp_path / f"ix{expand}", embedder="hash")
+        hits = Retriever.from_config(config.with_(expand_english=expand)).retrieve(
+            question, mode="lexical"
+        )
+        assert (hits[0].citation.file if hits else None) == expected
+
+
+def test_english_terms_get_their_common_chinese_word() -> None:
+    from rag.text import chinese_for_english
+
+    words = chinese_for_english("What was the box office of the university's film?")
+    assert words[:2] == ["票房", "大学"]  # the phrase, not "box" and "office"; question order
+    assert chinese_for_english("How many are there?") == []  # question and function words
