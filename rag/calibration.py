@@ -27,7 +27,6 @@ FEATURES = (
     "quantity",  # a "how much/many" question and a best sentence stating a quantity
     "fits",  # the question asks for a form (date, unit, person…) and the best sentence holds it
     "fits_any",  # some sentence of the passage holds the asked form (or none is asked)
-    "chunk_overlap",  # share of the question's bigrams anywhere in the passage
     "lead",  # the passage opens its article (a lead names the topic, rarely the detail)
 )
 # The top hit's score is held against one threshold per kind of question: Chinese ones;

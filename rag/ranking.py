@@ -499,7 +499,6 @@ def candidate_features(candidates: list[Candidate], terms: QueryTerms) -> np.nda
                 float(terms.answers_quantity(sentence)),
                 float(terms.asks_form and c.best_fits),
                 float(c.fits),
-                terms.overlap(c.chunk.text),
                 float(c.chunk.start == 0),
             )
         )
