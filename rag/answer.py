@@ -109,15 +109,15 @@ def score_threshold(question: str, terms: QueryTerms, top: Hit, calibration: Cal
     return calibration.thresholds[kind]
 
 
-def _verdict(hits: list[Hit], min_score: float | None) -> tuple[bool, str]:
-    """``(found, reason)`` for the top hit against ``min_score`` (``None``: no threshold)."""
+def _verdict(hits: list[Hit], threshold: float | None) -> tuple[bool, str]:
+    """``(found, reason)`` for the top hit against ``threshold`` (``None``: no threshold)."""
     if not hits:
         return False, "no passage shares a word or meaning with the question"
     top = hits[0]
     if not top.fits_question:
         return False, "no sentence of the best passage states the kind of answer asked for"
-    if min_score is None:
+    if threshold is None:
         return True, "the best passage states the kind of answer asked for (no score threshold)"
-    if top.score < min_score:
-        return False, f"best score {top.score:.2f} below {min_score:.2f}"
-    return True, f"best score {top.score:.2f} reaches {min_score:.2f}"
+    if top.score < threshold:
+        return False, f"best score {top.score:.2f} below {threshold:.2f}"
+    return True, f"best score {top.score:.2f} reaches {threshold:.2f}"
