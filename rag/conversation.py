@@ -5,107 +5,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .rules import (
+    EN_AUX,
+    EN_LEAD,
+    EN_POSSESSIVE_LEAD,
+    EN_PREDICATE,
+    EN_PRONOUN,
+    EN_STARTS_FOLLOW_UP,
+    EN_WH,
+    END_PUNCT,
+    ZH_ATTRIBUTE_TAILS,
+    ZH_CONNECTIVES,
+    ZH_DEMONSTRATIVES,
+    ZH_ENTITY_END,
+    ZH_GENERIC_NOUNS,
+    ZH_PERSONAL,
+    ZH_PURE_TAIL,
+    ZH_QUESTION,
+)
 from .text import is_english, load_jieba, normalise_query
 
 __all__ = ["Topic", "contextualize", "topic_of"]
-
-_END_PUNCT = "？?。.！!，,；;：:…~～ \t\r\n"
-
-# Question words, optionally led by a copula, as they appear in Chinese questions.
-_ZH_QUESTION = re.compile(
-    r"(?:是|有|为|在|约|达|共|一共|总共)?"
-    r"(?:多少|什么时候|什么|几[个家年月日天次项]?|多大|多高|多长|多久|多远|哪些|哪个|哪家|哪里|哪儿"
-    r"|哪|何时|何地|何处|为什么|为何|怎么样|怎样|怎么|如何|谁|是否|吗)"
-)
-# A tail that is nothing but question words ("是多少", "有哪些"): safe to reuse after an ellipsis.
-_ZH_PURE_TAIL = re.compile(
-    r"^(?:是|有|为|在|约|达|共|一共|总共)?"
-    r"(?:多少|什么|几|多大|多高|多长|多久|多远|哪些|哪个|哪家|哪里|哪儿|如何|怎么样|怎样)"
-    r"(?:钱|元|人|个|家|项|年|平方米|亩|吨)?$"
-)
-# Where a named subject usually ends: "…项目", "…公司", "…市".
-_ZH_ENTITY_END = re.compile(
-    r".*(?:项目|工程|公司|集团|企业|中心|产业园|园区|基地|电站|医院|学校|大学|协会|驿站|热线"
-    r"|小程序|矿|厂|站|局|委|政府|市|县|区|镇|乡|村|省)"
-)
-# Attributes whose question words differ from the previous question's ("…的开工时间是什么时候").
-_ZH_ATTRIBUTE_TAILS = (
-    (("时间", "日期", "时候"), "是什么时候"),
-    (("地点", "位置", "地址", "地方"), "在哪里"),
-    (("原因",), "是什么"),
-)
-_ZH_CONNECTIVES = {"那", "那么", "那末", "还有", "另外", "此外", "以及", "而", "又", "再"}
-_ZH_PERSONAL = {"它", "它们", "其", "他们", "她们"}
-_ZH_DEMONSTRATIVES = {
-    "该",
-    "此",
-    "这",
-    "那",
-    "本",
-    "这个",
-    "那个",
-    "这座",
-    "那座",
-    "这家",
-    "那家",
-    "这项",
-    "那项",
-    "这些",
-    "那些",
-    "这一",
-    "那一",
-}
-# Generic nouns a demonstrative points with: "该项目", "这座城市".
-_ZH_GENERIC_NOUNS = {
-    "项目",
-    "工程",
-    "公司",
-    "企业",
-    "集团",
-    "中心",
-    "园区",
-    "产业园",
-    "基地",
-    "城市",
-    "市",
-    "县",
-    "区",
-    "地",
-    "地方",
-    "单位",
-    "部门",
-    "活动",
-    "计划",
-    "政策",
-    "工作",
-    "电站",
-    "医院",
-    "学校",
-}
-
-_EN_WH = re.compile(
-    r"^(?:what|which|who|whom|whose|when|where|why|how(?:\s+(?:many|much|long|big|large|far))?)\b\s*",
-    re.IGNORECASE,
-)
-_EN_AUX = re.compile(
-    r"^(?:is|are|was|were|do|does|did|will|would|has|have|had|can|could|should)\b\s*", re.IGNORECASE
-)
-_EN_LEAD = re.compile(
-    r"^(?:(?:and|so|also|then|but)\b[\s,]*)?(?:(?:what|how)\s+about|what\s+of)?\b\s*", re.IGNORECASE
-)
-_EN_STARTS_FOLLOW_UP = re.compile(
-    r"^(?:(?:and|so|also|then|but)\b|(?:what|how)\s+about\b|what\s+of\b)", re.IGNORECASE
-)
-_EN_PRONOUN = re.compile(r"\b(it|its|they|their|them|this one|that one)\b", re.IGNORECASE)
-# Where the predicate starts after "When did <subject> …": cut there to keep the subject.
-_EN_PREDICATE = re.compile(
-    r"\s+\b(?:get|gets|got|start|starts|started|begin|begins|began|open|opens|opened|finish"
-    r"|finished|complete|completed|cost|costs|create|created|produce|produced|reach|reached"
-    r"|invest|invested|employ|employs|become|became|sign|signed|hold|held|launch|launched"
-    r"|plan|planned|need|needs|take|takes|took|make|makes|made|be|been|being)\b",
-    re.IGNORECASE,
-)
-_EN_POSSESSIVE_LEAD = re.compile(r"^(?:its|their|the|it's)\s+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -171,7 +91,7 @@ def topic_of(question: str) -> Topic:
 
 def _chinese_topic(question: str) -> Topic:
     text = _strip_end(question).removeprefix("请问").strip()
-    match = _ZH_QUESTION.search(text)
+    match = ZH_QUESTION.search(text)
     if match is None:
         head, tail = text, ""
     elif match.start() == 0:
@@ -179,7 +99,7 @@ def _chinese_topic(question: str) -> Topic:
         return Topic(subject=text[match.end() :] or text)
     else:
         head, tail = text[: match.start()], text[match.start() :]
-    tail = tail if _ZH_PURE_TAIL.match(tail) else ""
+    tail = tail if ZH_PURE_TAIL.match(tail) else ""
     return Topic(subject=_zh_subject(head) or head, tail=tail)
 
 
@@ -188,14 +108,14 @@ def _zh_subject(head: str) -> str:
     head = head.strip()
     if "的" in head[1:]:
         return head[: head.rindex("的")].strip()
-    named = _ZH_ENTITY_END.match(head)
+    named = ZH_ENTITY_END.match(head)
     return named.group(0) if named else head
 
 
 def _resolve_chinese(question: str, previous: str) -> str | None:
     tokens = _zh_tokens(_strip_end(question))
-    led = bool(tokens) and tokens[0] in _ZH_CONNECTIVES
-    while len(tokens) > 1 and tokens[0] in _ZH_CONNECTIVES:
+    led = bool(tokens) and tokens[0] in ZH_CONNECTIVES
+    while len(tokens) > 1 and tokens[0] in ZH_CONNECTIVES:
         tokens = tokens[1:]
     elliptical = bool(tokens) and tokens[-1] == "呢"
     if elliptical:
@@ -210,14 +130,14 @@ def _resolve_chinese(question: str, previous: str) -> str | None:
             return topic.subject  # "还有呢？": more about the same thing
         # "那总投资呢？" borrows the subject; "那七台河市的人口呢？" names its own.
         body = rest if "的" in rest else f"{topic.subject}的{rest}"
-    if elliptical and not _ZH_QUESTION.search(body):
+    if elliptical and not ZH_QUESTION.search(body):
         body += _zh_tail_for(body, topic.tail)
     return body
 
 
 def _zh_tail_for(body: str, previous_tail: str) -> str:
     """Question words to close an elliptical follow-up: by its attribute, else reused."""
-    for endings, tail in _ZH_ATTRIBUTE_TAILS:
+    for endings, tail in ZH_ATTRIBUTE_TAILS:
         if body.endswith(endings):
             return tail
     return previous_tail
@@ -227,11 +147,11 @@ def _replace_zh_pronoun(tokens: list[str], subject: str) -> str | None:
     """``tokens`` joined with the first pronoun replaced by ``subject`` (None: no pronoun)."""
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if token in _ZH_PERSONAL:
+        if token in ZH_PERSONAL:
             glue = "的" if token == "其" and following not in ("", "的") else ""
             return "".join(tokens[:i]) + subject + glue + "".join(tokens[i + 1 :])
-        if token in _ZH_DEMONSTRATIVES and (following in _ZH_GENERIC_NOUNS or token == "该"):
-            skip = 2 if following in _ZH_GENERIC_NOUNS else 1
+        if token in ZH_DEMONSTRATIVES and (following in ZH_GENERIC_NOUNS or token == "该"):
+            skip = 2 if following in ZH_GENERIC_NOUNS else 1
             return "".join(tokens[:i]) + subject + "".join(tokens[i + skip :])
     return None
 
@@ -248,23 +168,23 @@ def _english_topic(question: str) -> Topic:
     if re.search(r"\bof\b", text, re.IGNORECASE):
         subject = re.split(r"\bof\b", text, flags=re.IGNORECASE)[-1].strip()
     else:
-        subject = _EN_AUX.sub("", _EN_WH.sub("", text)).strip()
-        subject = _EN_PREDICATE.split(subject, maxsplit=1)[0].strip()
+        subject = EN_AUX.sub("", EN_WH.sub("", text)).strip()
+        subject = EN_PREDICATE.split(subject, maxsplit=1)[0].strip()
     return Topic(subject=subject or text)
 
 
 def _resolve_english(question: str, previous: str) -> str | None:
     text = _strip_end(question)
-    led = bool(_EN_STARTS_FOLLOW_UP.match(text))
-    if not led and not _EN_PRONOUN.search(text):
+    led = bool(EN_STARTS_FOLLOW_UP.match(text))
+    if not led and not EN_PRONOUN.search(text):
         return None
     subject = topic_of(previous).subject
     if led:
-        attribute = _EN_POSSESSIVE_LEAD.sub("", _EN_LEAD.sub("", text, count=1)).strip()
-        if not _EN_WH.match(attribute):
+        attribute = EN_POSSESSIVE_LEAD.sub("", EN_LEAD.sub("", text, count=1)).strip()
+        if not EN_WH.match(attribute):
             return f"What is the {attribute} of {subject}" if attribute else subject
         text = attribute
-    return _EN_PRONOUN.sub(lambda m: _en_replacement(m.group(1), subject), text, count=1)
+    return EN_PRONOUN.sub(lambda m: _en_replacement(m.group(1), subject), text, count=1)
 
 
 def _en_replacement(pronoun: str, subject: str) -> str:
@@ -272,4 +192,4 @@ def _en_replacement(pronoun: str, subject: str) -> str:
 
 
 def _strip_end(text: str) -> str:
-    return text.strip().rstrip(_END_PUNCT).strip()
+    return text.strip().rstrip(END_PUNCT).strip()

