@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from rag import Answer, Citation, Config, Hit, QuestionError, RagError, UnreadableFileError
 from rag.config import K_MAX, K_MIN
 from rag.index import UpdateReport
-from ui.chat import ChatBackend
+from ui.chat import ChatBackend, Conversation
 from ui.library import RetrieverService, chat_config, default_library_dir, ensure_library
 from ui.render import MAX_WEAK, highlight, render_articles, render_error, render_reply
 
@@ -311,14 +312,66 @@ def test_questions_asked_while_the_index_builds_get_a_notice_then_the_answer(
     handlers = Handlers(ChatBackend(RetrieverService(slow, building=True).start()))
     assert "首次启动" in handlers.backend.status_text()
     assert handlers.backend.articles() == []
-    steps = handlers.answer("宝泰隆一矿的设计产能是多少？", [], [], 3)
-    messages, history = next(steps)
-    assert "nq-notice" in messages[-1]["content"] and history == []
+    conversation = Conversation()
+    conversation.ask("宝泰隆一矿的设计产能是多少？", 3)
+    steps = handlers.answer_queue(conversation)
+    messages = next(steps)
+    assert "nq-notice" in messages[-1]["content"] and conversation.queries == []
     gate.set()
-    messages, history = next(steps)
-    assert "nq-answer" in messages[-1]["content"] and len(messages) == 1
-    assert history == ["宝泰隆一矿的设计产能是多少？"]
+    messages = next(steps)
+    assert "nq-answer" in messages[-1]["content"] and len(messages) == 2
+    assert conversation.queries == ["宝泰隆一矿的设计产能是多少？"]
     assert "已就绪" in handlers.backend.status_text()
+
+
+def test_questions_sent_while_one_is_answered_are_queued_and_answered_in_order(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    from ui.app import Handlers
+
+    handlers = Handlers(backend)
+    conversation = Conversation()
+    messages, _ = handlers.take_question("  项目总投资是多少？ ", conversation, 2, "dense")
+    assert messages == [{"role": "user", "content": "项目总投资是多少？"}]
+    answering = handlers.answer_queue(conversation)
+    first = next(answering)  # the first reply is out; two more questions are sent meanwhile
+    assert [m["role"] for m in first] == ["user", "assistant"]
+    handlers.take_question("那它的总投资呢？", conversation, 3, "")
+    shown, _ = handlers.take_question("<b>第三个问题？</b>", conversation, 4, "")
+    assert [m["role"] for m in shown] == ["user", "assistant", "user", "user"]
+    assert shown[-1]["content"] == "&lt;b&gt;第三个问题？&lt;/b&gt;"  # escaped
+    # their own events find the queue being answered and leave the chat alone
+    assert [type(update).__name__ for update in handlers.answer_queue(conversation)] == ["dict"]
+    rest = list(answering)
+    assert [m["role"] for m in rest[-1]] == ["user", "assistant"] * 3
+    assert fake.modes == ["dense", None, None]  # each with the settings it was sent with
+    assert fake.queries[1] != "那它的总投资呢？"  # resolved against the first question
+    assert len(conversation.queries) == 3 and conversation.answerer is None
+    assert "nq-answer" in rest[-1][-1]["content"]
+    assert [type(update).__name__ for update in handlers.answer_queue(conversation)] == ["dict"]
+
+
+def test_an_empty_question_is_not_queued_and_a_new_conversation_starts_over(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    from ui.app import Handlers
+    from ui.chat import EMPTY_HINT
+
+    handlers = Handlers(backend)
+    conversation = Conversation()
+    for blank in ("", "  \n ", None):
+        chat, hint = handlers.take_question(blank, conversation)  # type: ignore[arg-type]
+        assert hint.value == EMPTY_HINT and hint.visible and conversation.turns == []
+    handlers.take_question("项目总投资是多少？", conversation)
+    ask = fake.ask
+
+    def cleared_meanwhile(question: str, k: int | None = None, mode: str | None = None) -> Answer:
+        assert handlers.new_conversation(conversation) == []  # "新对话" while answering
+        return ask(question, k, mode)
+
+    fake.ask = cleared_meanwhile  # type: ignore[method-assign]
+    assert list(handlers.answer_queue(conversation)) == [[]]  # the late reply is dropped
+    assert conversation.queries == [] and fake.queries == ["项目总投资是多少？"]
 
 
 def test_the_default_library_is_a_writable_copy_of_the_seeds(isolated_cache: Path) -> None:
@@ -833,3 +886,146 @@ def test_the_real_model_answers_ten_questions_asked_at_once_with_correct_citatio
             result["hits"],
         )
     print(f"10 concurrent questions answered in {elapsed:.1f} s")
+
+
+# ----------------------------------------------------------------------------- the page, fast
+# The real page in Chromium, served by the fast ``api`` fixture (hash embedder): what the
+# page does with questions and how it looks, not what the model finds.
+
+
+@pytest.fixture()
+def open_page(browser: Any, api: Api) -> Iterator[Any]:
+    """Open the chat (``scheme``: "light" or "dark") once it is ready; fails on dialogs."""
+    from playwright.sync_api import expect
+
+    contexts: list[Any] = []
+    dialogs: list[str] = []
+
+    def refuse(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def opener(scheme: str = "light") -> Any:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", refuse)
+        page.goto(f"{api.url}?__theme={scheme}")
+        expect(page.locator("#nq-status")).to_contain_text("已就绪", timeout=30_000)
+        return page
+
+    yield opener
+    for context in contexts:
+        context.close()
+    assert not dialogs, f"the page opened dialogs: {dialogs}"
+
+
+@pytest.mark.slow
+def test_questions_sent_back_to_back_are_shown_at_once_and_all_answered_in_order(
+    open_page: Any, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three questions sent while the first reply is pending: none is dropped."""
+    from playwright.sync_api import expect
+
+    from rag import Retriever
+
+    asked = [CONCURRENT[0], CONCURRENT[2], CONCURRENT[4]]  # three different articles
+    alone = {question: api.ask(question, [], 5)["hits"][0] for question, _, _ in asked}
+    answer = Retriever.ask
+
+    def slowly(self: Retriever, *args: Any, **kwargs: Any) -> Answer:
+        time.sleep(0.6)  # each reply pending long enough for the next questions to be sent
+        return answer(self, *args, **kwargs)
+
+    monkeypatch.setattr(Retriever, "ask", slowly)
+    page = open_page()
+    box = page.locator("#nq-question textarea")
+    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
+    started = time.monotonic()
+    for question, _, _ in asked:
+        box.fill(question)
+        box.press("Enter")
+        expect(box).to_have_value("", timeout=5_000)  # sent: the box is free for the next
+    sent = time.monotonic() - started
+    # one element per message (the chat groups a role's consecutive messages in one row)
+    questions = page.locator('#nq-chat [data-testid="user"]')
+    expect(questions).to_have_count(3, timeout=5_000)
+    shown = time.monotonic() - started
+    assert sent < 1.2 and shown < 1.5, (sent, shown)  # shown before the replies (0.6 s each)
+    expect(replies).to_have_count(3, timeout=30_000)
+    messages = page.locator('#nq-chat [data-testid="user"], #nq-chat [data-testid="bot"]')
+    expect(messages).to_have_count(6)
+    for i, (question, file, _) in enumerate(asked):
+        expect(messages.nth(2 * i)).to_have_attribute("data-testid", "user")
+        expect(messages.nth(2 * i)).to_have_text(question)
+        reply = messages.nth(2 * i + 1).locator(".nq-reply")
+        assert "检索语句" not in reply.inner_text()  # searched as asked, not as a follow-up
+        assert first_cite(reply) == alone[question]["ref"] and alone[question]["file"] == file
+    assert box.input_value() == ""
+
+
+@pytest.mark.slow
+def test_an_empty_question_leaves_a_hint_under_the_box(open_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = open_page()
+    box = page.locator("#nq-question textarea")
+    hint = page.locator("#nq-hint")
+    for blank in ("", "   \n  "):
+        box.fill(blank)
+        box.press("Enter")
+        expect(hint).to_be_visible(timeout=5_000)
+        expect(hint).to_contain_text("请输入问题")
+    page.locator("#nq-ask").click()
+    page.wait_for_timeout(1_500)  # stays: not a toast that fades
+    expect(hint).to_be_visible()
+    expect(hint).to_contain_text("请输入问题")
+    assert page.locator('#nq-chat [data-testid="user"]').count() == 0  # nothing was sent
+    box.fill(AREA)
+    box.press("Enter")
+    expect(page.locator("#nq-chat .nq-reply:not(.nq-notice)")).to_have_count(1, timeout=30_000)
+    expect(hint).to_be_hidden()
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0-255 channels)."""
+
+    def linear(channel: float) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(css_a: str, css_b: str) -> float:
+    """WCAG contrast ratio of two opaque computed CSS colours (``rgb(...)``)."""
+    values = []
+    for css in (css_a, css_b):
+        parts = [float(p) for p in re.findall(r"[\d.]+", css)]
+        assert len(parts) == 3 or (len(parts) == 4 and parts[3] == 1), f"not opaque: {css}"
+        values.append(_luminance((parts[0], parts[1], parts[2])))
+    light, dark = max(values), min(values)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_highlighted_answering_sentence_is_readable_in_both_themes(
+    open_page: Any, scheme: str
+) -> None:
+    from playwright.sync_api import expect
+
+    page = open_page(scheme)
+    dark = page.evaluate("() => document.body.classList.contains('dark')")
+    assert dark == (scheme == "dark")  # the page really is in that theme
+    box = page.locator("#nq-question textarea")
+    box.fill(AREA)
+    box.press("Enter")
+    mark = page.locator("#nq-chat .nq-reply mark").first
+    expect(mark).to_be_visible(timeout=30_000)
+    text, background = mark.evaluate(
+        "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    )
+    ratio = _contrast(text, background)
+    assert ratio >= 4.5, f"{scheme}: {text} on {background} is {ratio:.2f}:1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
@@ -17,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag import Config, Retriever
 
-from .chat import ChatBackend
+from .chat import EMPTY_HINT, ChatBackend, Conversation
 from .library import RetrieverService, chat_config
-from .page import CSS, SHOW_LATEST_QUESTION_JS, Page, build_layout
+from .page import CLEAR_SENT_QUESTION_JS, CSS, SHOW_LATEST_QUESTION_JS, Page, build_layout
 from .render import render_articles
 
 DEFAULT_HOST = "127.0.0.1"
@@ -144,33 +145,76 @@ class Handlers:
         """
         self.backend = backend
         self.upload_folder = upload_folder
+        self.lock = threading.Lock()  # guards every session's Conversation (briefly)
 
-    def take_question(self, text: str, messages: list[Message]) -> tuple[str, list[Message], str]:
-        """Move the typed question into the chat and the pending slot (refuse blank ones)."""
-        if not text.strip():
-            gr.Warning("请输入问题。")
-            return text, messages, ""
-        shown = {"role": "user", "content": escape(text.strip())}
-        return "", [*messages, shown], text.strip()
+    def take_question(
+        self, text: str, conversation: Conversation, k: float = 5, mode: str | None = None
+    ) -> tuple[Any, Any]:
+        """Queue the typed question and show it at once; an empty one leaves a hint.
 
-    def answer(
-        self,
-        text: str,
-        messages: list[Message],
-        history: list[str],
-        k: float,  # checked by the backend (the slider sends whole floats)
-        mode: str | None = None,
-    ) -> Iterator[tuple[list[Message], list[str]]]:
-        """Answer the pending question; a notice comes first while the index is building."""
-        if not text:
-            yield messages, history
+        Runs for every Enter or click, even while earlier questions wait for their
+        replies (:meth:`answer_queue` answers them in order). The page empties the box
+        itself as it sends (``CLEAR_SENT_QUESTION_JS``). Returns the chat and the hint
+        under the box.
+        """
+        if not isinstance(text, str) or not text.strip():
+            return gr.skip(), gr.Markdown(EMPTY_HINT, visible=True)
+        with self.lock:
+            conversation.ask(text.strip(), k, mode)
+            messages = conversation.messages()
+        return messages, gr.Markdown("", visible=False)
+
+    def answer_queue(self, conversation: Conversation) -> Iterator[Any]:
+        """Answer the conversation's waiting questions, oldest first, showing each reply.
+
+        One event per conversation does the answering; one started meanwhile (another
+        question sent) leaves the chat alone, its question being answered by the first.
+        A notice comes first while the index is still being built.
+        """
+        token = object()
+        with self.lock:
+            busy = conversation.answerer is not None
+            if not busy:
+                conversation.answerer = token
+        if busy:  # never yield holding the lock
+            yield gr.skip()
             return
-        notice = self.backend.pending_notice()
-        if notice:
-            yield [*messages, {"role": "assistant", "content": notice}], history
-        reply = self.backend.reply(text, history, k, mode)
-        new_history = [*history, reply.query] if reply.query else history
-        yield [*messages, {"role": "assistant", "content": reply.html}], new_history
+        shown = False
+        try:
+            while True:
+                with self.lock:
+                    turn = conversation.next_waiting()
+                    if turn is None:
+                        conversation.answerer = None
+                        break
+                    history = list(conversation.queries)
+                notice = self.backend.pending_notice()
+                if notice:
+                    with self.lock:
+                        turn.html = notice
+                        messages = conversation.messages()
+                    shown = True
+                    yield messages
+                reply = self.backend.reply(turn.question, history, turn.k, turn.mode)
+                with self.lock:
+                    turn.html, turn.answered = reply.html, True
+                    if reply.query and conversation.holds(turn):
+                        conversation.queries.append(reply.query)
+                    messages = conversation.messages()
+                shown = True
+                yield messages
+        finally:
+            with self.lock:
+                if conversation.answerer is token:  # stopped early: let the next one answer
+                    conversation.answerer = None
+        if not shown:
+            yield gr.skip()
+
+    def new_conversation(self, conversation: Conversation) -> list[Message]:
+        """Empty the chat and forget the earlier queries."""
+        with self.lock:
+            conversation.clear()
+        return []
 
     def add_uploads(
         self, files: list[str] | None, progress: gr.Progress = UPLOAD_PROGRESS
@@ -292,24 +336,36 @@ def launch(
 
 
 def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
-    """Connect the page's events to the handlers and publish the API."""
-    turn = [page.question, page.chatbot]
+    """Connect the page's events to the handlers and publish the API.
+
+    Every question sent is taken (``trigger_mode="multiple"``: also while replies are
+    pending, Gradio's default "once" would drop it), shown at once and queued in the
+    session's conversation; the answering event then answers the queue in order.
+    """
     answer_args = {
-        "fn": handlers.answer,
-        "inputs": [page.pending, page.chatbot, page.queries, page.k, page.mode],
-        "outputs": [page.chatbot, page.queries],
+        "fn": handlers.answer_queue,
+        "inputs": page.conversation,
+        "outputs": page.chatbot,
+        "trigger_mode": "multiple",
         **PRIVATE,
     }
     take_args = {
         "fn": handlers.take_question,
-        "inputs": turn,
-        "outputs": [*turn, page.pending],
+        "inputs": [page.question, page.conversation, page.k, page.mode],
+        "outputs": [page.chatbot, page.hint],
+        "js": CLEAR_SENT_QUESTION_JS,
         "queue": False,
+        "trigger_mode": "multiple",
         **PRIVATE,
     }
     show_question = {"fn": None, "js": SHOW_LATEST_QUESTION_JS, "queue": False, **PRIVATE}
     clicked = page.examples.click(
-        lambda sample: sample[0], page.examples, page.question, queue=False, **PRIVATE
+        lambda sample: sample[0],
+        page.examples,
+        page.question,
+        queue=False,
+        trigger_mode="multiple",
+        **PRIVATE,
     )
     for taken in (
         page.question.submit(**take_args),
@@ -318,8 +374,12 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
     ):
         taken.then(**show_question)
         taken.then(**answer_args).then(**show_question)
-    page.clear.click(lambda: ([], []), None, [page.chatbot, page.queries], queue=False, **PRIVATE)
-    page.chatbot.clear(lambda: [], None, page.queries, queue=False, **PRIVATE)
+    page.clear.click(
+        handlers.new_conversation, page.conversation, page.chatbot, queue=False, **PRIVATE
+    )
+    page.chatbot.clear(
+        handlers.new_conversation, page.conversation, page.chatbot, queue=False, **PRIVATE
+    )
     page.upload.upload(
         handlers.add_uploads,
         page.upload,

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .render import render_error, render_notice, render_reply
 
 SHOWN_SKIPPED = 3  # skipped entries named in the status line (all are in /status)
 EMPTY_QUESTION = "问题不能为空 (the question is empty)"
+EMPTY_HINT = "请输入问题后再发送（问题不能为空）。"  # under the box after an empty Enter
 QUESTION_HINT = "问题无法检索"  # before a QuestionError whose text has no Chinese
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _PATH_END = r"(?=$|[/\\\s'\",:;)\]}])"  # a folder's name ends here, not inside a longer one
@@ -90,6 +92,74 @@ class UploadResult:
         ]
         lines += [f"未能加入 {name}：{reason}" for name, reason in self.failed]
         return "\n".join(lines)
+
+
+@dataclass(eq=False)
+class Turn:
+    """One question of a conversation, with the settings it was sent with.
+
+    Attributes:
+        question: what the user typed (stripped).
+        k: the number of passages asked for when it was sent.
+        mode: the retrieval mode picked when it was sent (None or "": the library's).
+        html: the reply shown under it ("" while it waits; a notice while the index
+            is still being built).
+        answered: whether ``html`` is the reply.
+    """
+
+    question: str
+    k: int | float = 5
+    mode: str | None = None
+    html: str = ""
+    answered: bool = False
+
+
+@dataclass(eq=False)
+class Conversation:
+    """The chat of one page: every question sent, in order, and the replies so far.
+
+    Questions are appended the moment they are sent and answered one at a time, oldest
+    first, so none is lost when several are sent before a reply arrives. It lives in a
+    page session's ``gr.State`` (one object per session, shared by its events); callers
+    guard changes with one lock.
+
+    Attributes:
+        turns: the questions, oldest first.
+        queries: the searched queries of the answered turns (for follow-ups).
+        answerer: the token of the event answering the queue (None when idle).
+    """
+
+    turns: list[Turn] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+    answerer: object | None = None
+
+    def ask(self, question: str, k: int | float = 5, mode: str | None = None) -> Turn:
+        """Queue a question (shown at once, answered after the earlier ones)."""
+        turn = Turn(question, k, mode)
+        self.turns.append(turn)
+        return turn
+
+    def next_waiting(self) -> Turn | None:
+        """The oldest question not answered yet."""
+        return next((turn for turn in self.turns if not turn.answered), None)
+
+    def holds(self, turn: Turn) -> bool:
+        """Whether ``turn`` is still part of this conversation (not cleared meanwhile)."""
+        return any(t is turn for t in self.turns)
+
+    def clear(self) -> None:
+        """Start over (a reply still being computed is then dropped)."""
+        self.turns = []
+        self.queries = []
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat's messages: each question (escaped), then its reply once there is one."""
+        messages = []
+        for turn in self.turns:
+            messages.append({"role": "user", "content": escape(turn.question)})
+            if turn.html:
+                messages.append({"role": "assistant", "content": turn.html})
+        return messages
 
 
 class ChatBackend:

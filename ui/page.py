@@ -8,6 +8,7 @@ import gradio as gr
 
 from rag import K_MAX, K_MIN
 
+from .chat import Conversation
 from .render import ZH
 
 EXAMPLES = [
@@ -44,6 +45,22 @@ SHOW_LATEST_QUESTION_JS = """
 })
 """
 
+# Run in the browser as the sending event's ``js``, after Gradio has read the inputs: empty
+# the question box at once. Clearing it from the server's response instead would wipe a
+# question typed meanwhile (sent back to back, the next one is already in the box).
+CLEAR_SENT_QUESTION_JS = """
+(text, ...rest) => {
+  if (typeof text === 'string' && text.trim()) {
+    const box = document.querySelector('#nq-question textarea');
+    if (box) {
+      box.value = '';
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+  }
+  return [text, ...rest];
+}
+"""
+
 CSS = """
 #nq-status { padding: .35em .8em; border-radius: 8px; background: var(--block-background-fill); }
 .nq-reply { line-height: 1.65; }
@@ -66,7 +83,10 @@ CSS = """
 .nq-reply details.nq-text > summary { cursor: pointer; list-style: none; }
 .nq-reply details.nq-text[open] > summary .nq-excerpt { display: none; }
 .nq-reply .nq-expand { font-size: .85em; color: var(--link-text-color); white-space: nowrap; }
-.nq-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.nq-reply mark { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
+.dark .nq-reply mark { background: #713f12; color: #fef9c3; }
+.dark .nq-reply .nq-marker, .dark .nq-reply .nq-num { color: #fbbf24; }
+.dark .nq-error { color: #fca5a5; }
 .nq-reply .nq-none { font-weight: 600; margin-bottom: .4em; }
 .nq-reply .nq-weak-note { font-size: .9em; color: var(--body-text-color-subdued); }
 .nq-error { color: #9f1c1c; }
@@ -91,8 +111,8 @@ class Page:
     upload: gr.UploadButton
     upload_status: gr.Markdown
     articles: gr.HTML
-    queries: gr.State  # the searched queries of this conversation, oldest first
-    pending: gr.State  # the question being answered
+    hint: gr.Markdown  # under the question box: why nothing was sent
+    conversation: gr.State  # this session's questions, replies and searched queries
     timer: gr.Timer  # polls the status while the index is opening
 
 
@@ -125,6 +145,7 @@ def build_layout(
                     elem_id="nq-question",
                 )
                 ask = gr.Button("提问", variant="primary", scale=1, min_width=80, elem_id="nq-ask")
+            hint = gr.Markdown("", visible=False, elem_id="nq-hint")
             examples = gr.Dataset(
                 components=[question],
                 samples=[[q] for q in EXAMPLES],
@@ -148,8 +169,8 @@ def build_layout(
         upload=upload,
         upload_status=upload_status,
         articles=articles_html,
-        queries=gr.State([]),
-        pending=gr.State(""),
+        hint=hint,
+        conversation=gr.State(Conversation()),
         timer=gr.Timer(1.0),
     )
 
