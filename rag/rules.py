@@ -43,13 +43,14 @@ MONEY_UNIT = "元钱块美港欧镑"
 UNIT_GROUPS = ("名人位", "个项家户所", MONEY_UNIT, "平", "吨", "件", "米", "斤",
                "亩", "台", "座", "条", "种", "次", "辆", "架", "批", "处", "天", "年",
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
-               "期", "场", "篇", "双")  # fmt: skip
+               "期", "场", "篇", "双", "票", "套", "首", "枚", "艘", "棵", "株", "匹",
+               "款", "集", "册", "轮", "宗", "例", "笔", "帧", "局")  # fmt: skip
 GENERIC_UNIT = "个项家户所"  # 几个 is answered by any word that counts things (3名子女)
 # ... but not by an amount or a time: 多少个项目 is not answered by 11.87亿元 or 2023年.
 AMOUNT_WORDS = "元钱块美港欧镑平吨米斤亩天年月岁"
 COUNT_WORDS = "".join(c for c in "".join(UNIT_GROUPS) if c not in AMOUNT_WORDS)
 # 哪几座/哪几个 ask for names, not a number.
-UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*([\u4e00-\u9fff])")
+UNIT_QUESTION = re.compile(r"(?<!哪)(?:多少|几)[万亿千百]*(?!票房)([\u4e00-\u9fff])")
 NUMERAL = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿几]+)(?:[万亿千百]|余|多)*"
 # Time words counted with 个 between: 3个月, 一个多月, 两个小时, 10个工作日.
 COUNTED_TIME = {"月": "个[多半]?月", "时": "个[多半]?小时", "天": "个?工作日"}
