@@ -71,6 +71,8 @@ def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) ->
                 col_start=col_start,
                 col_end=col_end,
                 long_line=article.in_long_line(start, end),
+                unit=article.unit,
+                date=article.date,
             )
         )
         cursor = start + 1

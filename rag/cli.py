@@ -62,7 +62,8 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--folder",
             type=click.Path(file_okay=False, path_type=Path),
-            help="Folder of .txt/.md articles (default: the bundled seeds).",
+            help="Folder of articles: .txt .md .html .pdf .docx .csv .jsonl .tsv "
+            "(default: the bundled seeds).",
         ),
         click.option(
             "--index-dir",
@@ -136,7 +137,7 @@ def index(target: Path | None, **options: Any) -> None:
         f"{len(retriever.index.files)} files"
     )
     if not retriever.index.files:
-        click.echo(f"  the folder {config.corpus} holds no readable .txt/.md articles yet")
+        click.echo(f"  the folder {config.corpus} holds no readable articles yet")
     if report.rebuilt:
         click.echo(f"  rebuilt: {report.rebuilt}")
     for label, names in (

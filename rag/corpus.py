@@ -17,7 +17,7 @@ from .errors import CorpusError, UnreadableFileError
 from .records import LONG_LINE, Article
 from .text import load_jieba
 
-SUFFIXES = (".txt", ".md")
+# SUFFIXES (every type a corpus file or upload may have) is set below, from READERS.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 TERMINAL = set("。！？!?；;…")
@@ -170,7 +170,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
-    """Every readable ``.txt``/``.md`` file below ``folder``, in stable sorted order.
+    """Every readable article file (a type in :data:`SUFFIXES`) below ``folder``, sorted.
 
     The folder is walked without following symlinks. Entries that look like articles
     (or folders that may hold some) but cannot safely be read are reported in
@@ -181,7 +181,7 @@ def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
     Symlinked folders are never descended. A symlinked file resolving inside the folder
     is indexed under the link's name, unless its target is itself one of the folder's
     articles (or another link's target): then it is skipped as a duplicate. Files that
-    are not named ``.txt``/``.md`` are not articles and are not reported.
+    of no type in :data:`SUFFIXES` are not articles and are not reported.
 
     Args:
         folder: the corpus folder.
@@ -303,7 +303,7 @@ def _classify_link(
 
 
 def iter_corpus_files(folder: Path) -> Iterator[Path]:
-    """Every readable ``.txt``/``.md`` file below ``folder``, in a stable order.
+    """Every readable article file below ``folder``, in a stable order.
 
     A thin wrapper over :func:`scan_corpus` (which see for what is left out) for callers
     that name a file by ``path.relative_to(folder)``: each path is ``folder / name``, so
@@ -391,7 +391,10 @@ def read_file(path: Path, name: str | None = None) -> bytes:
 
 
 def load_bytes(data: bytes, name: str) -> list[Article]:
-    """Decode and clean one document's content into articles.
+    """Read and clean one document's content into articles, by the reader for its type.
+
+    The reader is chosen by the name's suffix from :data:`READERS` (text, web page,
+    Word, PDF, table rows); every reader returns the same :class:`Article` records.
 
     Args:
         data: the raw file content.
@@ -401,21 +404,41 @@ def load_bytes(data: bytes, name: str) -> list[Article]:
         The document's articles, repeats removed.
 
     Raises:
-        UnreadableFileError: wrong file type, binary, undecodable, empty or oversized.
+        UnreadableFileError: unsupported file type, binary, undecodable, corrupt, empty,
+            without a text layer, or oversized.
     """
-    if Path(name).suffix.lower() not in SUFFIXES:
-        raise UnreadableFileError(f"{name}: only .txt and .md articles can be added")
+    suffix = Path(name).suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        kind = f"{suffix} files" if suffix else "files without a suffix"
+        raise UnreadableFileError(
+            f"{name}: {kind} are not supported; supported types: {', '.join(SUFFIXES)}"
+        )
     if len(data) > MAX_FILE_BYTES:
         raise UnreadableFileError(
             f"{name}: {len(data)} bytes is over the {MAX_FILE_BYTES} byte limit"
         )
-    text = decode_bytes(data, name)
-    if not text.strip():
+    if not data.strip():
         raise UnreadableFileError(f"{name}: the file is empty")
-    articles = parse_articles(text, name)
+    try:
+        articles = reader(data, name)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # a corrupt file must never crash indexing
+        what = FORMAT_NAMES.get(suffix, suffix)
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UnreadableFileError(f"{name}: cannot be read as {what} ({reason}), skipped") from exc
     if not articles:
         raise UnreadableFileError(f"{name}: no article text found, skipped")
     return articles
+
+
+def _read_text(data: bytes, name: str) -> list[Article]:
+    """A ``.txt``/``.md`` file: decoded, repaired and split by :func:`parse_articles`."""
+    text = decode_bytes(data, name)
+    if not text.strip():
+        raise UnreadableFileError(f"{name}: the file is empty")
+    return parse_articles(text, name)
 
 
 def load_folder(folder: Path) -> dict[str, list[Article]]:
@@ -1029,3 +1052,310 @@ def _glued_lead(draft: _Draft, first: _Paragraph) -> bool:
         and len(first.text) >= GLUED_LEAD_MIN
         and first.line_of[0] == first.line_of[-1]
     )
+
+
+# ----------------------------------------------------------------------------- formats
+#
+# One reader per file type behind :func:`load_bytes`. Each takes the raw bytes and the
+# citable name and returns :class:`Article` records; the text-like ones (web page, Word,
+# PDF) hand their paragraphs to :func:`parse_articles`, as a text file's lines, and cite
+# by the paragraph or page each line came from. A reader may raise anything on a corrupt
+# file: :func:`load_bytes` turns it into an :class:`UnreadableFileError`.
+
+TEXT_COLUMNS = ("text", "content", "body", "正文", "内容")
+TITLE_COLUMNS = ("title", "headline", "标题")
+DATE_COLUMNS = ("date", "published", "time", "日期", "时间")
+BYLINE_COLUMNS = ("author", "byline", "作者", "记者")
+SOURCE_COLUMNS = ("source", "来源")
+
+
+def _from_units(
+    lines: list[tuple[str, int]],
+    name: str,
+    unit: str,
+    title: str = "",
+    byline: str = "",
+    date: str = "",
+) -> list[Article]:
+    """Articles from ``(text, unit number)`` lines, cleaned as a text file's lines are.
+
+    ``title`` (when the format states one) opens the text as a markdown heading; each
+    article's ``line_of`` then holds the unit (page, paragraph) of every character.
+    """
+    kept = [
+        (part.strip(), number)
+        for text, number in lines
+        for part in text.splitlines()
+        if part.strip()
+    ]
+    title = " ".join(title.split())
+    if title and kept and _fingerprint(kept[0][0]) == _fingerprint(title):
+        kept.pop(0)  # the page's headline printed again above the body
+    if not kept:
+        return []
+    if title:
+        kept.insert(0, (f"# {title}", kept[0][1]))
+    unit_of = [number for _, number in kept]
+
+    def at(line: int) -> int:
+        return unit_of[line - 1] if 1 <= line <= len(unit_of) else unit_of[0]
+
+    articles = parse_articles("\n".join(text for text, _ in kept), name)
+    return [
+        replace(
+            a,
+            line_of=tuple(at(line) for line in a.line_of),
+            title_line=at(a.title_line),
+            col_of=(),
+            long_lines=frozenset(),
+            byline=_join_byline(a.byline, byline) if byline else a.byline,
+            unit=unit,
+            date=date,
+        )
+        for a in articles
+    ]
+
+
+def _read_html(data: bytes, name: str) -> list[Article]:
+    """A web page: its main text, title, author and date, found by ``trafilatura``.
+
+    Menus, related links, comments, footers and other boilerplate are left out. Cited
+    by paragraph of the extracted main text, the headline not counted
+    (``page.html para 3``).
+    """
+    import json
+
+    import trafilatura
+
+    html = decode_bytes(data, name)
+    extracted = trafilatura.extract(
+        html,
+        output_format="json",
+        with_metadata=True,
+        include_comments=False,
+        include_images=False,
+        include_links=False,
+        include_tables=True,
+        favor_precision=True,
+        deduplicate=False,
+    )
+    if not extracted:
+        raise UnreadableFileError(f"{name}: no article text found in the web page, skipped")
+    page = json.loads(extracted)
+    title = " ".join((page.get("title") or "").split())
+    paragraphs = [line for line in (page.get("text") or "").splitlines() if line.strip()]
+    if title and paragraphs and _fingerprint(paragraphs[0]) == _fingerprint(title):
+        paragraphs.pop(0)  # the headline: the title, not paragraph 1 of the text
+    return _from_units(
+        [(text, number) for number, text in enumerate(paragraphs, start=1)],
+        name,
+        "para",
+        title=title,
+        byline=" ".join((page.get("author") or "").split()),
+        date=page.get("date") or "",
+    )
+
+
+def _read_docx(data: bytes, name: str) -> list[Article]:
+    """A Word document: its paragraphs, a Title or Heading styled one as a heading.
+
+    The first non-empty paragraph styled Title or Heading is the article's title.
+    Cited by non-empty paragraph (``report.docx para 4``).
+    """
+    import io
+
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    lines: list[tuple[str, int]] = []
+    number = 0
+    for paragraph in document.paragraphs:
+        text = paragraph.text.strip()
+        if not text:
+            continue
+        number += 1
+        style = (paragraph.style.name or "") if paragraph.style is not None else ""
+        level = _heading_level(style)
+        lines.append((f"{'#' * level} {text}" if level else text, number))
+    return _from_units(lines, name, "para")
+
+
+def _heading_level(style: str) -> int:
+    """Markdown heading level of a Word paragraph style: Title 1, Heading N → N, else 0."""
+    if style == "Title":
+        return 1
+    match = re.fullmatch(r"Heading (\d)", style)
+    return min(6, int(match.group(1))) if match else 0
+
+
+def _read_pdf(data: bytes, name: str) -> list[Article]:
+    """A PDF's text layer, page by page; cited by page (``paper.pdf p.3``).
+
+    Raises:
+        UnreadableFileError: password-protected, or no page has any text (a scanned or
+            image-only PDF: "no text layer").
+    """
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise UnreadableFileError(f"{name}: the PDF is password-protected, skipped")
+    lines: list[tuple[str, int]] = []
+    failure: Exception | None = None
+    for number, page in enumerate(reader.pages, start=1):
+        try:
+            text = page.extract_text() or ""
+        except Exception as exc:  # one damaged page: keep the others
+            failure = failure or exc
+            continue
+        lines.extend((line, number) for line in text.splitlines())
+    if not any(line.strip() for line, _ in lines):
+        if failure is not None:
+            raise failure
+        raise UnreadableFileError(
+            f"{name}: no text layer (a scanned or image-only PDF needs OCR first), skipped"
+        )
+    return _from_units(lines, name, "page")
+
+
+def _read_rows(data: bytes, name: str) -> list[Article]:
+    """A table with one article per row, cited by row (``news.csv row 12``).
+
+    ``.jsonl``: one JSON object per line, row = line number. ``.csv`` (and ``.tsv``
+    with a header): columns ``title``, ``date``, ``source``/``author`` and ``text``,
+    row = the record's number counting the header as row 1 (as a spreadsheet shows
+    it). A ``.tsv`` without a header is ``label<TAB>text`` (the label, e.g. a news
+    category, prefixes the title), row = record number.
+    """
+    import csv
+    import io
+    import json
+
+    text = decode_bytes(data, name)
+    suffix = Path(name).suffix.lower()
+    rows: list[tuple[int, dict[str, str]]] = []
+    if suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UnreadableFileError(
+                    f"{name}: line {number} is not a JSON object ({exc.msg}), skipped"
+                ) from exc
+            if not isinstance(record, dict):
+                raise UnreadableFileError(f"{name}: line {number} is not a JSON object, skipped")
+            rows.append((number, {str(k).lower(): _cell(v) for k, v in record.items()}))
+    else:
+        delimiter = "\t" if suffix == ".tsv" else ","
+        csv.field_size_limit(MAX_FILE_BYTES)  # one cell may hold a whole long article
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        header = [cell.strip().lower().removeprefix("\ufeff") for cell in records[0]]
+        if any(column in header for column in TEXT_COLUMNS):
+            rows = [
+                (number, dict(zip(header, record, strict=False)))
+                for number, record in enumerate(records[1:], start=2)
+            ]
+        elif suffix == ".tsv":
+            rows = [
+                (number, {"label": record[0], "text": "\t".join(record[1:])})
+                if len(record) > 1
+                else (number, {"text": record[0] if record else ""})
+                for number, record in enumerate(records, start=1)
+            ]
+        else:
+            raise UnreadableFileError(
+                f"{name}: no text column in the header row "
+                "(expected columns title, date, source, text), skipped"
+            )
+    articles: list[Article] = []
+    seen: set[str] = set()
+    for number, row in rows:
+        article = _row_article(row, number, name, len(articles))
+        if article is None:
+            continue
+        key = _fingerprint(article.text)
+        if key in seen:  # the same article in two rows
+            continue
+        seen.add(key)
+        articles.append(article)
+    return articles
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _pick(row: dict[str, str], columns: tuple[str, ...]) -> str:
+    for column in columns:
+        value = (row.get(column) or "").strip()
+        if value:
+            return " ".join(value.split())
+    return ""
+
+
+def _row_article(row: dict[str, str], number: int, name: str, index: int) -> Article | None:
+    body = "\n".join(
+        cleaned
+        for line in _pick_text(row).splitlines()
+        if (cleaned := line.strip().replace("\u3000", " "))
+    )
+    if not body:
+        return None
+    title = _pick(row, TITLE_COLUMNS)
+    byline = _pick(row, BYLINE_COLUMNS) or _pick(row, SOURCE_COLUMNS)
+    if not title:
+        split = split_headline(body) if len(body) >= GLUED_LEAD_MIN else None
+        if split is not None:
+            title, body = split.title, body[split.body_start :].strip()
+            byline = byline or split.byline
+        else:
+            title = _title_from_text(body)
+    label = _pick(row, ("label", "category", "类别"))
+    if label:
+        title = f"{label} · {title}"
+    return Article(
+        file=name,
+        index=index,
+        title=title,
+        byline=byline,
+        text=body,
+        line_of=(number,) * len(body),
+        title_line=number,
+        unit="row",
+        date=_pick(row, DATE_COLUMNS),
+    )
+
+
+def _pick_text(row: dict[str, str]) -> str:
+    for column in TEXT_COLUMNS:
+        value = row.get(column) or ""
+        if value.strip():
+            return value
+    return ""
+
+
+READERS: dict[str, Callable[[bytes, str], list[Article]]] = {
+    ".txt": _read_text,
+    ".md": _read_text,
+    ".html": _read_html,
+    ".htm": _read_html,
+    ".docx": _read_docx,
+    ".pdf": _read_pdf,
+    ".jsonl": _read_rows,
+    ".csv": _read_rows,
+    ".tsv": _read_rows,
+}
+SUFFIXES = tuple(READERS)  # every type a corpus file or upload may have
+FORMAT_NAMES = {
+    ".html": "a web page",
+    ".htm": "a web page",
+    ".docx": "a Word document",
+    ".pdf": "a PDF",
+    ".jsonl": "JSON lines",
+    ".csv": "CSV",
+    ".tsv": "TSV",
+}

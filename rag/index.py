@@ -30,7 +30,7 @@ from .sentences import SentenceVectors, chunk_sentences
 from .text import fold
 from .vectors import VectorIndex, create_vector_index
 
-FORMAT_VERSION = 5  # bump when chunking, tokenising or a component file changes
+FORMAT_VERSION = 6  # bump when chunking, tokenising or a component file changes
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 

@@ -11,6 +11,9 @@ from typing import Any
 # laid out a paragraph per line keep their plain ``file:line`` references.
 LONG_LINE = 500
 
+# How a reference names the unit a non-text format is cited by (see :class:`Citation`).
+UNIT_LABELS = {"page": "p.", "row": "row ", "para": "para "}
+
 
 @dataclass(frozen=True)
 class Article:
@@ -23,6 +26,11 @@ class Article:
     ``long_lines`` holds the source lines longer than :data:`LONG_LINE` characters. A
     headline split off the start of a one-line article is the ``title`` and not part of
     ``text``.
+
+    ``unit`` says what ``line_of`` counts: ``""`` source lines of a text file,
+    ``"page"`` pages of a PDF, ``"row"`` rows of a table (CSV/TSV/JSONL) and ``"para"``
+    paragraphs of a Word document or of a web page's extracted main text. ``date`` is
+    the publication date (ISO ``YYYY-MM-DD``) when the source states one, else ``""``.
     """
 
     file: str
@@ -35,6 +43,8 @@ class Article:
     captions: tuple[str, ...] = ()
     col_of: tuple[int, ...] = ()
     long_lines: frozenset[int] = frozenset()
+    unit: str = ""
+    date: str = ""
 
     @property
     def id(self) -> str:
@@ -67,8 +77,8 @@ class Chunk:
 
     ``start``/``end`` are character offsets into the article's ``text``
     (``article.text[start:end] == text``); ``line_start``/``line_end`` the source lines,
-    ``col_start``/``col_end`` the source columns, and ``long_line`` as in
-    :class:`Citation`.
+    ``col_start``/``col_end`` the source columns, and ``long_line``, ``unit`` and
+    ``date`` as in :class:`Citation`.
     """
 
     id: str
@@ -84,6 +94,8 @@ class Chunk:
     col_start: int = 0
     col_end: int = 0
     long_line: bool = False
+    unit: str = ""
+    date: str = ""
 
     @property
     def embed_text(self) -> str:
@@ -104,6 +116,8 @@ class Chunk:
             col_start=self.col_start,
             col_end=self.col_end,
             long_line=self.long_line,
+            unit=self.unit,
+            date=self.date,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +146,16 @@ class Citation:
     - ``file.txt:1:37-290``: inside one long line, line 1, columns 37 to 290;
     - ``file.txt:3:120-5:40``: from line 3 column 120 to line 5 column 40, when the
       passage spans lines and one of its end lines is long.
+
+    Other formats count another ``unit`` in ``line_start``/``line_end`` (columns 0):
+
+    - ``file.pdf p.3`` or ``file.pdf p.3-4``: pages of a PDF (``unit="page"``);
+    - ``file.csv row 12``: a row of a table, one article per row (``unit="row"``);
+    - ``file.docx para 4`` or ``file.html para 2-3``: paragraphs of a Word document or
+      of a web page's main text (``unit="para"``).
+
+    ``date`` is the article's publication date (``YYYY-MM-DD``) when known, else ``""``;
+    it is not part of the reference.
     """
 
     file: str
@@ -144,8 +168,18 @@ class Citation:
     col_start: int = 0
     col_end: int = 0
     long_line: bool = False
+    unit: str = ""
+    date: str = ""
 
     def __str__(self) -> str:
+        if self.unit in UNIT_LABELS:
+            label = UNIT_LABELS[self.unit]
+            span = (
+                f"{self.line_start}"
+                if self.line_start == self.line_end
+                else f"{self.line_start}-{self.line_end}"
+            )
+            return f"{self.file} {label}{span}"
         if self.long_line and self.col_start > 0 and self.col_end > 0:
             if self.line_start == self.line_end:
                 cols = (

@@ -118,7 +118,7 @@ class Retriever:
     def from_folder(
         cls, folder: str | Path, config: Config | None = None, progress: bool = False
     ) -> Retriever:
-        """A retriever over any folder of ``.txt``/``.md`` articles.
+        """A retriever over any folder of articles (see ``corpus.READERS`` for the formats).
 
         Args:
             folder: the corpus folder.
@@ -150,9 +150,9 @@ class Retriever:
         Questions are answered meanwhile.
 
         Args:
-            filename: the uploaded file's name (``.txt`` or ``.md``); only its last part
-                is used, so it is always stored directly in the corpus folder.
-            data: its raw content (UTF-8, UTF-16 with BOM or GBK/GB18030).
+            filename: the uploaded file's name (a type ``corpus.READERS`` reads); only
+                its last part is used, so it is always stored directly in the corpus folder.
+            data: its raw content (text: UTF-8, UTF-16 with BOM or GBK/GB18030).
             progress: show a progress bar while embedding.
 
         Returns:

@@ -184,7 +184,7 @@ def test_index_folder_inside_the_library_is_skipped_silently(library: Path) -> N
 
 
 def test_scan_order_is_sorted_and_iter_corpus_files_follows_it(library: Path) -> None:
-    for name in ("b/z.md", "a-c.txt", "a/b.txt", "B.TXT", "notes.pdf"):
+    for name in ("b/z.md", "a-c.txt", "a/b.txt", "B.TXT", "notes.rtf"):
         (library / name).parent.mkdir(exist_ok=True)
         (library / name).write_text(ARTICLE, encoding="utf-8")
     scan = corpus.scan_corpus(library)

@@ -199,6 +199,8 @@ def test_the_noun_after_how_much_is_the_attribute_asked_for() -> None:
 
 def test_more_measure_words_say_what_number_answers() -> None:
     votes = QueryTerms.of("崔世安在选举中得了多少票？")
-    assert votes.fits("崔世安以282票当选。") and not votes.fits("崔世安于12日宣布参选，3时步入会场。")
+    assert votes.fits("崔世安以282票当选。") and not votes.fits(
+        "崔世安于12日宣布参选，3时步入会场。"
+    )
     assert QueryTerms.of("她写了多少首歌？").fits("她写了30首歌。")
     assert QueryTerms.of("电影最后拿下了多少票房？").unit == ""  # 票房 is the thing asked, not 票

@@ -220,7 +220,7 @@ class ChatBackend:
     def add_files(
         self, paths: list[str], temp_folder: Path | None = None, progress: bool = False
     ) -> UploadResult:
-        """Add uploaded ``.txt``/``.md`` files to the library and index them.
+        """Add uploaded article files (any type ``load_bytes`` reads) and index them.
 
         Args:
             paths: local paths of the uploaded files (their names are kept).
@@ -344,7 +344,7 @@ class ChatBackend:
             f"默认检索方式 `{data['mode']}` · 用时 {data['seconds']:.1f} 秒载入"
         )
         if not data["articles"]:
-            ready += " · 文库还是空的：上传 .txt/.md 文章即可提问"
+            ready += " · 文库还是空的：上传文章（txt、md、html、pdf、docx、csv 等）即可提问"
         skipped = data["skipped"]
         if skipped:
             shown = "；".join(f"{s['file']}（{s['reason']}）" for s in skipped[:SHOWN_SKIPPED])

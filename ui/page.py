@@ -208,11 +208,14 @@ def _settings(default_k: int, default_mode: str | None) -> tuple[gr.Slider, gr.R
 def _upload_panel() -> tuple[gr.UploadButton, gr.Markdown]:
     with gr.Accordion("上传文章", open=True):
         upload = gr.UploadButton(
-            "上传 .txt / .md 文章",
-            file_types=[".txt", ".md"],
+            "上传文章（.txt .md .html .docx .pdf .csv .jsonl .tsv）",
+            file_types=[".txt", ".md", ".html", ".htm", ".docx", ".pdf", ".jsonl", ".csv", ".tsv"],
             file_count="multiple",
             elem_id="nq-upload",
         )
-        gr.Markdown("UTF-8 或 GBK/GB18030 编码的纯文本新闻；上传后立即可问。")
+        gr.Markdown(
+            "纯文本（UTF-8 或 GBK/GB18030）、网页、Word、带文字层的 PDF，"
+            "或每行一篇的表格（CSV/JSONL/TSV）；上传后立即可问。"
+        )
         upload_status = gr.Markdown("", elem_id="nq-upload-status")
     return upload, upload_status
