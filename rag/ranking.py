@@ -130,6 +130,43 @@ class QueryTerms:
             return False
         return not self.wants_date or bool(DATE.search(folded))
 
+    def answer_span(self, sentence: str) -> tuple[int, int] | None:
+        """Where in ``sentence`` the asked-for answer is: ``(start, end)`` offsets, or None.
+
+        The first span of the form :meth:`fits` looks for: the number with the asked unit
+        (614个, 9亿元, or a bare sum 180万), for a "how much" of an attribute the first
+        quantity, a date (consecutive parts joined: 2023年3月5日), a person's name, a
+        place or body of the asked kind. None when the question asks no form, the
+        sentence holds none, or folding changed the sentence's length (offsets would
+        not carry over).
+        """
+        if not self.asks_form:
+            return None
+        folded = fold(sentence)
+        if len(folded) != len(sentence):
+            return None
+        spans = [
+            self._unit_span(folded) if self.unit else None,
+            self._amount_span(folded) if self.attribute and not self.unit else None,
+            _person_span(folded) if self.wants_person else None,
+            self._place_span(folded) if self.place else None,
+            _date_span(folded) if self.wants_date else None,
+        ]
+        return next((span for span in spans if span is not None), None)
+
+    def _amount_span(self, folded: str) -> tuple[int, int] | None:
+        """The first number with any measure word after the asked attribute (总投资10亿元)."""
+        after = folded.find(self.attribute) if self.attribute.startswith("总") else -1
+        amount = re.compile(f"{NUMERAL}[{''.join(UNIT_GROUPS)}]*")
+        return _first_span(amount, folded, max(after, 0))
+
+    def _unit_span(self, folded: str) -> tuple[int, int] | None:
+        """The first number with the asked unit, as :meth:`_states_unit` finds it."""
+        span = _first_span(re.compile(f"{NUMERAL}{self._unit_pattern}"), folded)
+        if span is None and self.unit == MONEY_UNIT:
+            span = _first_span(BARE_AMOUNT, folded)
+        return span
+
     def _states_unit(self, folded: str) -> bool:
         """A number with the asked unit (a sum may leave 元 out)."""
         if re.search(f"{NUMERAL}{self._unit_pattern}", folded):
@@ -149,17 +186,24 @@ class QueryTerms:
         bare ending (体育局, 总医院) or after a noun or numeral (电视/公司, 第十三/中学),
         not after 这家/去. For "where", a word jieba tags a place or body counts too.
         """
+        return self._place_span(folded) is not None
+
+    def _place_span(self, folded: str) -> tuple[int, int] | None:
+        """Where in ``folded`` the first place or body of :meth:`_names_a_place` is."""
         ending = re.compile(f"(?:{self.place})$")
         any_name = self.place == ANY_PLACE
         previous = ""
+        offset = 0
         for word, flag in _tagged_sentence(folded):
             name = word if len(word) > 2 else previous + word
             kind = ending.search(word) and (len(word) > 2 or previous)
             named = kind or (any_name and flag in NAME_TAGS and word not in GENERIC_PLACES)
             if named and name not in self.question:
-                return True
+                start, end = offset + len(word) - len(name), offset + len(word)
+                return (start, end) if folded[start:end] == name else None
             previous = word if flag[:1] in ("n", "m") else ""
-        return False
+            offset += len(word)
+        return None
 
     def _names_attribute(self, folded: str) -> bool:
         """The asked attribute is named: a total (总投资) exactly, others by half their bigrams
@@ -235,6 +279,42 @@ def _tagged_words(text: str, tags: frozenset[str]) -> list[str]:
 def _names_a_person(sentence: str) -> bool:
     """Whether jieba finds a person's name in ``sentence``."""
     return bool(_tagged_words(sentence, PERSON_TAGS))
+
+
+def _person_span(sentence: str) -> tuple[int, int] | None:
+    """Where the first person's name of :func:`_names_a_person` is in ``sentence``."""
+    offset = 0
+    for word, flag in _tagged_sentence(sentence):
+        if flag in PERSON_TAGS and len(word) >= 2:
+            end = offset + len(word)
+            return (offset, end) if sentence[offset:end] == word else None
+        offset += len(word)
+    return None
+
+
+def _first_span(pattern: re.Pattern[str], text: str, pos: int = 0) -> tuple[int, int] | None:
+    """The span of ``pattern``'s first match in ``text`` from ``pos`` written with a digit,
+    else of its first match (统一部署 and 七台河 read as numbers only when nothing else is);
+    None when it has none."""
+    first = None
+    for match in pattern.finditer(text, pos):
+        if any(char.isdigit() for char in match.group()):
+            return match.span()
+        first = first or match.span()
+    return first
+
+
+def _date_span(text: str) -> tuple[int, int] | None:
+    """The first date or time in ``text``, its adjoining parts joined (2023年3月5日)."""
+    span = None
+    for match in DATE.finditer(text):
+        if span is None:
+            span = match.span()
+        elif match.start() == span[1]:
+            span = (span[0], match.end())
+        else:
+            break
+    return span
 
 
 def _asked_place(question: str) -> str:

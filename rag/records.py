@@ -205,6 +205,10 @@ class Hit:
     ``fits_question`` is ``False`` when no sentence of the passage holds the kind of
     answer the question asks for (a number with the asked unit, the asked attribute, a
     date, a person's name), or its article does not name the place the question names.
+    ``answer_start``/``answer_end`` are offsets into ``text`` of the span inside the
+    sentence that answers (the number with its unit, the date, the name; see
+    :meth:`rag.ranking.QueryTerms.answer_span`), ``-1`` when there is none or the
+    passage does not fit the question.
     """
 
     rank: int
@@ -217,17 +221,28 @@ class Hit:
     fits_question: bool = True
     extra: dict[str, float] = field(default_factory=dict, compare=False)
     also_cited: tuple[Citation, ...] = ()  # the same passage found in other files or places
+    answer_start: int = -1
+    answer_end: int = -1
 
     @property
     def sentence(self) -> str:
         return self.text[self.sentence_start : self.sentence_end]
 
+    @property
+    def answer(self) -> str:
+        """The answering span of the sentence ("" when none is marked)."""
+        if 0 <= self.answer_start < self.answer_end:
+            return self.text[self.answer_start : self.answer_end]
+        return ""
+
     def to_dict(self) -> dict[str, Any]:
-        """The hit as JSON-ready data: every field, the sentence, and the citation both
+        """The hit as JSON-ready data: every field (``answer_start``/``answer_end`` among
+        them), the sentence, its answering span as ``answer``, and the citation both
         nested (with its ``ref``, ``str(citation)``) and as flat ``ref``/``file``/``title``/
         ``byline`` fields (the form the chat's ``/ask`` API has always given)."""
         data = asdict(self)
         data["sentence"] = self.sentence
+        data["answer"] = self.answer
         data["citation"]["ref"] = str(self.citation)
         data.update(
             ref=str(self.citation),

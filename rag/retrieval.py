@@ -234,7 +234,7 @@ class Retriever:
         terms, candidates = self._candidates(question, max(k, self.config.candidates), mode)
         if self.config.rerank:
             candidates = rerank(candidates, terms, self.calibration)
-        return terms, _distinct_hits(candidates, k)
+        return terms, _distinct_hits(candidates, k, terms)
 
     def _candidates(
         self, question: str, pool: int, mode: str | None
@@ -366,9 +366,12 @@ def _names_all(folded: str, names: list[list[str]]) -> bool:
     return all(any(word in folded for word in words) for words in names)
 
 
-def _distinct_hits(candidates: list[Candidate], k: int) -> list[Hit]:
+def _distinct_hits(
+    candidates: list[Candidate], k: int, terms: QueryTerms | None = None
+) -> list[Hit]:
     """The first ``k`` candidates as hits, a passage repeated in other files (or places) as
-    one hit whose ``also_cited`` lists the other citations."""
+    one hit whose ``also_cited`` lists the other citations; with the question's ``terms``,
+    each fitting hit's answering span marked."""
     kept: dict[str, tuple[Candidate, list[Citation]]] = {}  # by the passage's folded text
     for candidate in candidates:
         key = re.sub(r"\s+", "", fold(candidate.chunk.text))
@@ -377,14 +380,25 @@ def _distinct_hits(candidates: list[Candidate], k: int) -> list[Hit]:
         elif len(kept) < k:
             kept[key] = (candidate, [])
     return [
-        _hit(rank, candidate, tuple(others))
+        _hit(rank, candidate, tuple(others), terms)
         for rank, (candidate, others) in enumerate(kept.values(), start=1)
     ]
 
 
-def _hit(rank: int, candidate: Candidate, also_cited: tuple[Citation, ...] = ()) -> Hit:
+def _hit(
+    rank: int,
+    candidate: Candidate,
+    also_cited: tuple[Citation, ...] = (),
+    terms: QueryTerms | None = None,
+) -> Hit:
     chunk = candidate.chunk
     start, end = candidate.best_span
+    answer = (
+        terms.answer_span(chunk.text[start:end])
+        if terms is not None and candidate.fits and candidate.best_fits
+        else None
+    )
+    answer_start, answer_end = (start + answer[0], start + answer[1]) if answer else (-1, -1)
     return Hit(
         rank=rank,
         score=candidate.score,
@@ -400,6 +414,8 @@ def _hit(rank: int, candidate: Candidate, also_cited: tuple[Citation, ...] = ())
             if v is not None
         },
         also_cited=also_cited,
+        answer_start=answer_start,
+        answer_end=answer_end,
     )
 
 

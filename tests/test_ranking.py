@@ -204,3 +204,33 @@ def test_more_measure_words_say_what_number_answers() -> None:
     )
     assert QueryTerms.of("她写了多少首歌？").fits("她写了30首歌。")
     assert QueryTerms.of("电影最后拿下了多少票房？").unit == ""  # 票房 is the thing asked, not 票
+
+
+def _answer(question: str, sentence: str) -> str | None:
+    span = QueryTerms.of(question).answer_span(sentence)
+    return None if span is None else sentence[span[0] : span[1]]
+
+
+def test_the_answer_span_is_the_number_with_the_asked_unit() -> None:
+    assert _answer("选取了多少个风机点位？", "五大连池市共选取了614个风机点位。") == "614个"
+    assert _answer("项目总投资多少钱？", "该项目总投资9亿元，年产值12亿元。") == "9亿元"
+    assert _answer("他花了多少钱？", "以总价180万的价格购入。") == "180万"  # 元 left out
+    assert _answer("项目的总投资是多少？", "项目于2023年开工，总投资12.5亿元。") == "12.5亿元"
+
+
+def test_the_answer_span_is_the_date_the_name_or_the_place_asked_for() -> None:
+    assert _answer("项目什么时候开工？", "项目于2023年3月5日正式开工。") == "2023年3月5日"
+    assert _answer("谁带领医疗队？", "医疗队由王小明带领出发。") == "王小明"
+    assert _answer("他在哪所学校读书？", "他毕业于哈尔滨市第十三中学。") == "第十三中学"
+
+
+def test_no_answer_span_without_an_asked_form_or_when_folding_moves_offsets() -> None:
+    assert _answer("项目有什么意义？", "项目于2023年开工，总投资9亿元。") is None
+    assert _answer("谁带领医疗队？", "医疗队今天出发。") is None  # no name: nothing fits
+    assert _answer("共有多少个？", "共有６１４个。") == "６１４个"  # offsets into the original
+    assert _answer("共有多少个？", "㈠共有614个。") is None  # NFKC lengthens ㈠: no wrong span
+
+
+def test_a_number_written_in_digits_is_preferred_to_a_numeral_inside_a_word() -> None:
+    sentence = "按照统一部署，七台河市签约项目141个。"
+    assert _answer("签约了多少个项目？", sentence) == "141个"

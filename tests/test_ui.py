@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,52 @@ def test_the_answering_sentence_is_quoted_cited_and_highlighted() -> None:
     assert "“总投资1000万元。”" in html
     assert ">[1]</sup>" in html and 'title="f.txt:3-4"' in html
     assert highlight(hit) == "第一句。<mark>总投资1000万元。</mark>第三句。"
-    assert "f.txt:3-4" in html and "标题" in html and "本报记者 张三" in html and "1.200" in html
+    assert "f.txt:3-4" in html and "标题" in html and "本报记者 张三" in html
+    assert "1.200" not in html  # a label a reader understands instead of the raw score
+
+
+def test_the_answer_span_is_bold_inside_the_highlighted_sentence() -> None:
+    text = "前文<b>。五大连池市选取了614个风机点位。后文。"
+    sentence = "五大连池市选取了614个风机点位。"
+    start = text.index("614个")
+    hit = replace(make_hit(text, sentence), answer_start=start, answer_end=start + 4)
+    marked = '<mark>五大连池市选取了<strong class="nq-span">614个</strong>风机点位。</mark>'
+    assert highlight(hit) == "前文&lt;b&gt;。" + marked + "后文。"
+    html = render_reply(Answer("q", [hit], found=True, reason="r"), "q", "q")
+    assert marked in html
+    assert '“五大连池市选取了<strong class="nq-span">614个</strong>风机点位。”' in html
+    long = replace(hit, text="甲" * 300 + text, answer_start=start + 300, answer_end=start + 304)
+    long = replace(long, sentence_start=hit.sentence_start + 300)
+    long = replace(long, sentence_end=hit.sentence_end + 300)
+    folded = render_reply(Answer("q", [long], found=True), "q", "q")
+    summary = folded[folded.index("<summary>") : folded.index("</summary>")]
+    assert marked in summary
+
+
+def test_passages_are_labelled_from_the_answer_decision_not_by_raw_score() -> None:
+    top = make_hit("项目总投资9亿元。", score=1.8412)
+    fits = make_hit("另一篇：投资8亿元。", rank=2, score=0.9731)
+    unfit = replace(make_hit("无关的一段话。", rank=3, score=0.5123), fits_question=False)
+    answer = Answer("q", [top, fits, unfit], found=True, reason="the top passage <fits>")
+    html = render_reply(answer, "q", "q")
+    for raw in ("1.84", "1.841", "0.973", "0.512", "相关度"):
+        assert raw not in html
+    assert '<span class="nq-label" title="the top passage &lt;fits&gt;">答案</span>' in html
+    assert '<span class="nq-label" title="含所问的信息类型">相关</span>' in html
+    assert '<span class="nq-label" title="不含所问的信息类型">弱相关</span>' in html
+    assert "<mark>项目总投资9亿元。</mark>" in html and "<mark>另一篇" in html
+    assert "<mark>无关" not in html and "无关的一段话。" in html  # fails the check: unmarked
+    assert html.count("<mark>") == 2
+
+
+def test_a_top_hit_that_is_not_an_answer_is_weak_and_unhighlighted() -> None:
+    hits = [make_hit("候选一。"), make_hit("候选二。", rank=2)]
+    html = render_reply(Answer("q", hits, found=False, reason="score below 0.5"), "q", "q")
+    assert '<span class="nq-label" title="score below 0.5">弱相关</span>' in html
+    # when nothing answers, no passage is marked, not even one holding the asked form
+    assert "<mark>" not in html and ">相关</span>" not in html
+    english = render_reply(Answer("q", hits, found=False), "q", "q", english=True)
+    assert ">weakly related</span>" in english and ">related</span>" not in english
 
 
 def test_a_quoted_sentence_is_not_quoted_twice() -> None:

@@ -67,6 +67,7 @@ CSS = """
 .nq-reply .nq-query { font-size: .9em; color: var(--body-text-color-subdued); margin-bottom: .4em; }
 .nq-reply .nq-answer { margin: 0 0 .8em 0; padding: .5em .9em; border-left: 4px solid #e8a33d;
   background: rgba(232, 163, 61, .10); font-size: 1.05em; }
+.nq-reply .nq-span { font-weight: 700; text-decoration: underline; text-underline-offset: 3px; }
 .nq-reply .nq-marker { color: #b45309; font-weight: 600; margin-left: .2em; }
 .nq-reply .nq-heading { font-weight: 600; margin: .6em 0 .3em; }
 .nq-reply .nq-hit { border: 1px solid var(--border-color-primary); border-radius: 8px;

@@ -25,7 +25,11 @@ class Labels:
     not_found: str
     weak: str
     weak_note: str
-    score: str
+    answer: str
+    related: str
+    weakly: str
+    fits: str
+    unfit: str
     expand: str
     chars: str
     error: str
@@ -41,7 +45,11 @@ ZH = Labels(
     not_found="资料中没有找到相关内容。",
     weak="低相关",
     weak_note="以下是最接近的几段，相关度低，仅供参考：",
-    score="相关度",
+    answer="答案",
+    related="相关",
+    weakly="弱相关",
+    fits="含所问的信息类型",
+    unfit="不含所问的信息类型",
     expand="展开全文",
     chars="字",
     error="出错了",
@@ -56,7 +64,11 @@ EN = Labels(
     not_found="The articles do not contain this.",
     weak="weak match",
     weak_note="The closest passages, weakly related, for reference only:",
-    score="score",
+    answer="answer",
+    related="related",
+    weakly="weakly related",
+    fits="holds the kind of information asked for",
+    unfit="does not hold the kind of information asked for",
     expand="Show the whole passage",
     chars="characters",
     also_in="also in",
@@ -85,7 +97,9 @@ def render_reply(
     Returns:
         HTML with all article text escaped: the quoted answering sentence with its
         citation marker, then the numbered passages (or, when nothing answers, a plain
-        statement and at most :data:`MAX_WEAK` weak candidates).
+        statement and at most :data:`MAX_WEAK` weak candidates). Each passage is
+        labelled from the answer decision (see :func:`verdict`); only those that pass it
+        have their sentence highlighted, with the answering span in bold.
     """
     words = labels_for(english)
     parts = []
@@ -96,12 +110,12 @@ def render_reply(
         parts.append(f'<div class="nq-query nq-mode">{words.mode}{words.colon}{name}</div>')
     if answer.found and answer.best is not None:
         parts.append(_render_best(answer.best))
-        parts.append(_render_hits(answer.hits, words, weak=False))
+        parts.append(_render_hits(answer, answer.hits, words, weak=False))
     else:
         parts.append(f'<div class="nq-none">{words.not_found}</div>')
         if answer.hits:
             parts.append(f'<div class="nq-weak-note">{words.weak_note}</div>')
-            parts.append(_render_hits(answer.hits[:MAX_WEAK], words, weak=True))
+            parts.append(_render_hits(answer, answer.hits[:MAX_WEAK], words, weak=True))
     return _block("nq-reply", "".join(parts))
 
 
@@ -147,40 +161,83 @@ def render_articles(articles: Sequence[tuple[str, str]]) -> str:
     return _block("nq-articles", "".join(entries))
 
 
-def highlight(hit: Hit) -> str:
-    """The passage text, escaped, with its answering sentence wrapped in ``<mark>``.
+def highlight(hit: Hit, marked: bool = True) -> str:
+    """The passage text, escaped, with its answering sentence wrapped in ``<mark>`` and,
+    inside it, the answering span (``hit.answer_start``/``answer_end``) in
+    ``<strong class="nq-span">``.
 
     Args:
         hit: a retrieved passage.
+        marked: highlight the sentence; False for a passage that fails the answer check.
 
     Returns:
         HTML; paragraph breaks become ``<br>``.
     """
     start, end = _sentence_span(hit)
-    if start == end:
+    if start == end or not marked:
         return _text(hit.text)
+    return _text(hit.text[:start]) + _marked(hit, start, end) + _text(hit.text[end:])
+
+
+def verdict(answer: Answer, hit: Hit, words: Labels) -> tuple[str, str, bool]:
+    """What the answer decision makes of one passage, for a reader.
+
+    Returns:
+        ``(label, reason, passes)``: 「答案」 for the top hit of a found answer (its
+        reason the answer's), 「相关」 for another hit that holds the kind of answer
+        asked for when the question is answered, 「弱相关」 otherwise; ``passes`` is
+        whether its sentence is highlighted.
+    """
+    if answer.hits and hit is answer.hits[0]:
+        label = words.answer if answer.found and hit.fits_question else words.weakly
+        return label, answer.reason, label == words.answer
+    if hit.fits_question and answer.found:  # when nothing answers, nothing is "related"
+        return words.related, words.fits, True
+    return words.weakly, words.unfit, False
+
+
+def _marked(hit: Hit, start: int, end: int) -> str:
+    """``hit.text[start:end]`` escaped in ``<mark>``, its answering span in bold."""
+    a, b = hit.answer_start, hit.answer_end
+    if not start <= a < b <= end:
+        return f"<mark>{_text(hit.text[start:end])}</mark>"
     return (
-        _text(hit.text[:start])
-        + f"<mark>{_text(hit.text[start:end])}</mark>"
-        + _text(hit.text[end:])
+        f"<mark>{_text(hit.text[start:a])}"
+        f'<strong class="nq-span">{_text(hit.text[a:b])}</strong>'
+        f"{_text(hit.text[b:end])}</mark>"
     )
 
 
 def _render_best(hit: Hit) -> str:
-    sentence = _quoted(hit.sentence.strip() or hit.text.strip())
+    start, end = _sentence_span(hit)
+    sentence = hit.text[start:end]
+    stripped = sentence.strip()
+    a, b = hit.answer_start - start, hit.answer_end - start
+    lead = len(sentence) - len(sentence.lstrip())
+    if stripped and 0 <= a - lead < b - lead <= len(stripped):
+        a, b = a - lead, b - lead
+        quoted = _quoted(stripped)
+        shift = quoted.index(stripped)
+        a, b = a + shift, b + shift
+        inner = (
+            f'{_text(quoted[:a])}<strong class="nq-span">{_text(quoted[a:b])}</strong>'
+            f"{_text(quoted[b:])}"
+        )
+    else:
+        inner = _text(_quoted(stripped or hit.text.strip()))
     return (
-        f'<blockquote class="nq-answer">{_text(sentence)}'
+        f'<blockquote class="nq-answer">{inner}'
         f'<sup class="nq-marker" title="{escape(str(hit.citation))}">[{hit.rank}]</sup>'
         "</blockquote>"
     )
 
 
-def _render_hits(hits: Sequence[Hit], words: Labels, weak: bool) -> str:
+def _render_hits(answer: Answer, hits: Sequence[Hit], words: Labels, weak: bool) -> str:
     heading = "" if weak else f'<div class="nq-heading">{words.passages}</div>'
-    return heading + "".join(_render_hit(hit, words, weak) for hit in hits)
+    return heading + "".join(_render_hit(answer, hit, words, weak) for hit in hits)
 
 
-def _render_hit(hit: Hit, words: Labels, weak: bool) -> str:
+def _render_hit(answer: Answer, hit: Hit, words: Labels, weak: bool) -> str:
     c = hit.citation
     badge = f'<span class="nq-badge">{words.weak}</span>' if weak else ""
     byline = f'<span class="nq-byline"> · {escape(c.byline)}</span>' if c.byline else ""
@@ -192,34 +249,41 @@ def _render_hit(hit: Hit, words: Labels, weak: bool) -> str:
         f' · {words.also_in} <code class="nq-cite">{escape(str(other))}</code>'
         for other in hit.also_cited
     )
+    label, reason, passes = verdict(answer, hit, words)
     meta = (
         f'<div class="nq-meta"><code class="nq-cite">{escape(str(c))}</code>'
-        f" · {words.score} {hit.score:.3f}{also}</div>"
+        f' · <span class="nq-label" title="{escape(reason)}">{label}</span>{also}</div>'
     )
     css = "nq-hit nq-weak" if weak else "nq-hit"
-    return f'<div class="{css}">{head}{meta}{_render_text(hit, words)}</div>'
+    return f'<div class="{css}">{head}{meta}{_render_text(hit, words, passes)}</div>'
 
 
-def _render_text(hit: Hit, words: Labels) -> str:
+def _render_text(hit: Hit, words: Labels, marked: bool = True) -> str:
     """The passage; a long one folded to its answering sentence and some context."""
     if len(hit.text) <= COLLAPSE_AT:
-        return f'<div class="nq-text">{highlight(hit)}</div>'
+        return f'<div class="nq-text">{highlight(hit, marked)}</div>'
     return (
-        f'<details class="nq-text"><summary><span class="nq-excerpt">{_excerpt(hit)}</span>'
+        f'<details class="nq-text"><summary><span class="nq-excerpt">'
+        f"{_excerpt(hit, marked)}</span>"
         f' <span class="nq-expand">{words.expand}（{len(hit.text)} {words.chars}）</span>'
-        f'</summary><div class="nq-full">{highlight(hit)}</div></details>'
+        f'</summary><div class="nq-full">{highlight(hit, marked)}</div></details>'
     )
 
 
-def _excerpt(hit: Hit) -> str:
+def _excerpt(hit: Hit, marked: bool = True) -> str:
     """The answering sentence with a little context either side, escaped and marked."""
     start, end = _sentence_span(hit)
     left = max(0, start - EXCERPT_CONTEXT)
     right = min(len(hit.text), end + EXCERPT_CONTEXT)
     before = ("…" if left > 0 else "") + hit.text[left:start]
     after = hit.text[end:right] + ("…" if right < len(hit.text) else "")
-    marked = f"<mark>{_text(hit.text[start:end])}</mark>" if end > start else ""
-    return _text(before) + marked + _text(after)
+    if end <= start:
+        sentence = ""
+    elif marked:
+        sentence = _marked(hit, start, end)
+    else:
+        sentence = _text(hit.text[start:end])
+    return _text(before) + sentence + _text(after)
 
 
 def _quoted(sentence: str) -> str:
