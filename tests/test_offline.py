@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import call_result, submit_call
 
 from rag import Config
 from rag.config import K_MAX, K_MIN
@@ -131,18 +132,7 @@ class Chat:
 
     def call(self, api: str, *data: Any) -> tuple[str, Any]:
         """Call a named endpoint through Gradio's HTTP API: ``(event, data)`` at its end."""
-        started = self.http.post(f"gradio_api/call/{api}", json={"data": list(data)})
-        started.raise_for_status()
-        event_id = started.json()["event_id"]
-        event = ""
-        with self.http.stream("GET", f"gradio_api/call/{api}/{event_id}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    event = line.removeprefix("event:").strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    payload = line.removeprefix("data:").strip()
-                    return event, json.loads(payload) if payload else None
-        raise AssertionError(f"no result from /{api}")
+        return call_result(self.http, api, submit_call(self.http, api, *data))
 
     def upload(self, path: Path, origin: str | None = None) -> httpx.Response:
         """Post ``path`` to Gradio's upload route, as the page's upload button does."""

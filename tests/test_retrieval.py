@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import SEED_ANSWERS
 
 import rag
 from rag import Config, QuestionError, Retriever
@@ -20,23 +21,7 @@ from rag.text import sentence_spans
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
-# (question, file, text the answering passage must contain)
-QUESTIONS = [
-    (
-        "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？",
-        "000_e1705054eebe6bde.txt",
-        "2800平方米",
-    ),
-    ("宝泰隆一矿的设计产能是多少？", "000_e1705054eebe6bde.txt", "90万吨/年"),
-    ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt", "签约项目141个"),
-    ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt", "调车长"),
-    ("联顺生物项目每年消耗多少玉米和大豆？", "002_0e4bc0f4ab5fa543.txt", "110万吨"),
-    ("万锂泰二期项目建成后全年产值能达到多少？", "002_0e4bc0f4ab5fa543.txt", "12.5亿元"),
-    ("五大连池市规划的风力发电总装机容量是多少？", "003_80151df246a9c92a.txt", "3837.5MW"),
-    ("How many wind turbine sites did Wudalianchi select?", "003_80151df246a9c92a.txt", "614"),
-    ("七台河援助湖北孝感医疗队有多少名队员？", "004_acfe561def3928f2.txt", "12名医疗队队员"),
-    ("截至3月24日七台河市省百大项目开复工多少个？", "004_acfe561def3928f2.txt", "开复工21个"),
-]
+QUESTIONS = SEED_ANSWERS  # (question, file, text the answering passage must contain)
 
 
 def _squash(text: str) -> str:

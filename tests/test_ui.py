@@ -3,7 +3,6 @@ HTTP on the hash embedder (fast), and the real app on the real model, in Chromiu
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import AREA_FILE, SEED_ANSWERS, call_result, submit_call
 
 from rag import Answer, Citation, Config, Hit, QuestionError, RagError, UnreadableFileError
 from rag.config import K_MAX, K_MIN
@@ -32,23 +32,9 @@ SEEDS = ROOT / "seeds"
 CHROMIUM = Path(os.environ.get("NEWSQA_CHROMIUM", "/usr/bin/chromium"))
 SCREENS_COPY = os.environ.get("NEWSQA_UI_SCREENS")  # also copy screenshots here, if set
 AREA = "七台河冰雪经济产业园研创中心项目的总建筑面积是多少？"
-AREA_FILE = "000_e1705054eebe6bde.txt"
 INJECTION = "<script>alert(1)</script><b>x</b>"
 # Gradio's queue, served in this process by the fast API tests, warns about pandas
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
-# (question, the file that answers it, text of the answering passage), asked at once
-CONCURRENT = [
-    ("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", AREA_FILE, "2800平方米"),
-    ("宝泰隆一矿的设计产能是多少？", AREA_FILE, "90万吨/年"),
-    ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt", "签约项目141个"),
-    ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt", "调车长"),
-    ("联顺生物项目每年消耗多少玉米和大豆？", "002_0e4bc0f4ab5fa543.txt", "110万吨"),
-    ("万锂泰二期项目建成后全年产值能达到多少？", "002_0e4bc0f4ab5fa543.txt", "12.5亿元"),
-    ("五大连池市规划的风力发电总装机容量是多少？", "003_80151df246a9c92a.txt", "3837.5MW"),
-    ("How many wind turbine sites did Wudalianchi select?", "003_80151df246a9c92a.txt", "614"),
-    ("七台河援助湖北孝感医疗队有多少名队员？", "004_acfe561def3928f2.txt", "12名医疗队队员"),
-    ("截至3月24日七台河市省百大项目开复工多少个？", "004_acfe561def3928f2.txt", "开复工21个"),
-]
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -465,21 +451,11 @@ class Api:
 
     def submit(self, name: str, *data: Any) -> str:
         """Queue a call of endpoint ``/name`` (the server starts it at once); its event id."""
-        started = self.http.post(f"gradio_api/call/{name}", json={"data": list(data)})
-        started.raise_for_status()
-        return str(started.json()["event_id"])
+        return submit_call(self.http, name, *data)
 
     def result(self, name: str, event_id: str) -> tuple[str, Any]:
         """``(event, data)`` at the end of a submitted call: "complete" or "error"."""
-        event = ""
-        with self.http.stream("GET", f"gradio_api/call/{name}/{event_id}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    event = line.removeprefix("event:").strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    payload = line.removeprefix("data:").strip()
-                    return event, json.loads(payload) if payload else None
-        raise AssertionError(f"no result from /{name}")
+        return call_result(self.http, name, event_id)
 
     def call(self, name: str, *data: Any) -> Any:
         """The outputs of a completed call (fails on a Gradio error event)."""
@@ -603,11 +579,11 @@ def _cited(reply: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_ten_questions_asked_at_once_each_get_their_own_cited_reply(api: Api) -> None:
-    alone = {question: api.ask(question, [], 3) for question, _, _ in CONCURRENT}
+    alone = {question: api.ask(question, [], 3) for question, _, _ in SEED_ANSWERS}
     # all queued before any result is read: the server answers them side by side
-    events = [api.submit("ask", question, [], 3, "") for question, _, _ in CONCURRENT]
+    events = [api.submit("ask", question, [], 3, "") for question, _, _ in SEED_ANSWERS]
     results = [api.result("ask", event) for event in events]
-    for (question, file, _), (event, outputs) in zip(CONCURRENT, results, strict=True):
+    for (question, file, _), (event, outputs) in zip(SEED_ANSWERS, results, strict=True):
         assert event == "complete", outputs
         reply = outputs[0]
         assert not reply["error"] and reply["hits"][0]["file"] == file, (question, reply["hits"])
@@ -926,10 +902,10 @@ def test_the_real_model_answers_ten_questions_asked_at_once_with_correct_citatio
 
     client = Client(server.url, verbose=False)
     started = time.monotonic()
-    jobs = [client.submit(question, [], 3, api_name="/ask") for question, _, _ in CONCURRENT]
+    jobs = [client.submit(question, [], 3, api_name="/ask") for question, _, _ in SEED_ANSWERS]
     results = [job.result(timeout=120) for job in jobs]
     elapsed = time.monotonic() - started
-    for (question, file, answer), result in zip(CONCURRENT, results, strict=True):
+    for (question, file, answer), result in zip(SEED_ANSWERS, results, strict=True):
         assert result["question"] == question and not result["error"]
         assert any(answer in hit["text"] and hit["file"] == file for hit in result["hits"]), (
             question,
@@ -979,7 +955,7 @@ def test_questions_sent_back_to_back_are_shown_at_once_and_all_answered_in_order
 
     from rag import Retriever
 
-    asked = [CONCURRENT[0], CONCURRENT[2], CONCURRENT[4]]  # three different articles
+    asked = [SEED_ANSWERS[0], SEED_ANSWERS[2], SEED_ANSWERS[4]]  # three different articles
     alone = {question: api.ask(question, [], 5)["hits"][0] for question, _, _ in asked}
     answer = Retriever.ask
 

@@ -1,0 +1,43 @@
+"""What several test modules share: seed questions with their answers, Gradio's HTTP API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+AREA_FILE = "000_e1705054eebe6bde.txt"
+# (question, the file that answers it, text the answering passage holds), one or two per seed
+SEED_ANSWERS = [
+    ("七台河冰雪经济产业园研创中心项目的总建筑面积是多少？", AREA_FILE, "2800平方米"),
+    ("宝泰隆一矿的设计产能是多少？", AREA_FILE, "90万吨/年"),
+    ("绥芬河市2021年以来签约了多少个项目？", "001_46b047b0685aa754.txt", "签约项目141个"),
+    ("关成亮在绥芬河站担任什么工作？", "001_46b047b0685aa754.txt", "调车长"),
+    ("联顺生物项目每年消耗多少玉米和大豆？", "002_0e4bc0f4ab5fa543.txt", "110万吨"),
+    ("万锂泰二期项目建成后全年产值能达到多少？", "002_0e4bc0f4ab5fa543.txt", "12.5亿元"),
+    ("五大连池市规划的风力发电总装机容量是多少？", "003_80151df246a9c92a.txt", "3837.5MW"),
+    ("How many wind turbine sites did Wudalianchi select?", "003_80151df246a9c92a.txt", "614"),
+    ("七台河援助湖北孝感医疗队有多少名队员？", "004_acfe561def3928f2.txt", "12名医疗队队员"),
+    ("截至3月24日七台河市省百大项目开复工多少个？", "004_acfe561def3928f2.txt", "开复工21个"),
+]
+
+
+def submit_call(http: httpx.Client, name: str, *data: Any) -> str:
+    """Queue a call of the chat's endpoint ``/name`` through Gradio's HTTP API; its event id."""
+    started = http.post(f"gradio_api/call/{name}", json={"data": list(data)})
+    started.raise_for_status()
+    return str(started.json()["event_id"])
+
+
+def call_result(http: httpx.Client, name: str, event_id: str) -> tuple[str, Any]:
+    """``(event, data)`` at the end of a submitted call: "complete" or "error"."""
+    event = ""
+    with http.stream("GET", f"gradio_api/call/{name}/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = line.removeprefix("data:").strip()
+                return event, json.loads(payload) if payload else None
+    raise AssertionError(f"no result from /{name}")
