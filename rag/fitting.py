@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,20 +51,11 @@ class SetFigures:
     mrr: float = 0.0
     refused: float | None = None  # share of unanswerable questions refused
     wrongly_refused: float = 0.0  # share of answerable questions refused
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def scores(question: LabelledQuestion, weights: np.ndarray) -> np.ndarray:
     """The second-stage score of each candidate."""
     return np.asarray(question.features @ weights, dtype=np.float64)
-
-
-def top_decision(question: LabelledQuestion, calibration: Calibration) -> tuple[int, bool]:
-    """``(index of the top candidate, found)`` as :mod:`rag.answer` would decide."""
-    s = scores(question, np.array(calibration.weight_vector()))
-    top = int(np.argmax(s))
-    found = bool(question.fits[top]) and s[top] >= calibration.thresholds[question.kinds[top]]
-    return top, found
 
 
 def fit_weights(questions: Sequence[LabelledQuestion], strength: float = 1.0) -> np.ndarray:
@@ -229,10 +220,12 @@ def set_figures(questions: Sequence[LabelledQuestion], calibration: Calibration)
     hits, reciprocal, refused, wrongly = 0, 0.0, 0, 0
     unanswerable = 0
     for q in questions:
-        top, found = top_decision(q, calibration)
+        s = scores(q, weights)
+        order = np.argsort(-s, kind="stable")
+        top = int(order[0])  # found as rag.answer decides it for the top candidate
+        found = bool(q.fits[top]) and s[top] >= calibration.thresholds[q.kinds[top]]
         if q.answerable:
             out.answerable += 1
-            order = np.argsort(-scores(q, weights), kind="stable")
             ranks = np.flatnonzero(q.relevant[order])
             hits += bool(q.relevant[top])
             reciprocal += 1.0 / (ranks[0] + 1) if len(ranks) and ranks[0] < 10 else 0.0
