@@ -24,12 +24,11 @@ from rag import (
     RagError,
     Retriever,
     SetFigures,
-    cache_dir,
     fit_calibration,
     set_figures,
 )
 
-from .qa import QAPair, load_jsonl, load_squad, split_tsv, squad_corpus_dir
+from .qa import QAPair, cached_squad, cached_tsv_corpus, load_jsonl
 from .scoring import contains_evidence
 
 
@@ -68,22 +67,25 @@ def parse_set(spec: str, default_corpus: Path) -> QASet:
     qa_file = Path(qa_text).expanduser()
     if not qa_file.is_file():
         raise click.BadParameter(f"{qa_file}: no such Q&A file", param_hint="--set")
-    benchmarks = cache_dir() / "benchmarks"
     if qa_file.suffix == ".json":
-        corpus = squad_corpus_dir(qa_file, benchmarks)
-        return QASet(name.strip(), qa_file, load_squad(qa_file, corpus), corpus)
+        corpus, pairs = cached_squad(qa_file)
+        return QASet(name.strip(), qa_file, pairs, corpus)
     corpus = Path(corpus_text).expanduser() if corpus_text else default_corpus
     if corpus.is_file():
-        folder = squad_corpus_dir(corpus, benchmarks)
-        split_tsv(corpus, folder)
-        corpus = folder
+        corpus = cached_tsv_corpus(corpus)
     elif not corpus.is_dir():
         raise click.BadParameter(f"{corpus}: no such article folder or file", param_hint="--set")
     return QASet(name.strip(), qa_file, load_jsonl(qa_file), corpus)
 
 
-def label(qa_set: QASet, base: Config, progress: bool) -> list[LabelledQuestion]:
-    """Ask every question of the set and label its candidates against the evidence."""
+def label(
+    qa_set: QASet, base: Config, progress: bool
+) -> tuple[list[LabelledQuestion], Calibration]:
+    """Ask every question of the set and label its candidates against the evidence.
+
+    Returns:
+        The labelled questions, and the calibration the set's index answers with.
+    """
     retriever = Retriever.from_config(base.with_(corpus_dir=qa_set.corpus), progress=progress)
     labelled = []
     for pair in tqdm(qa_set.pairs, desc=qa_set.name, disable=not progress, unit="q"):
@@ -108,7 +110,7 @@ def label(qa_set: QASet, base: Config, progress: bool) -> list[LabelledQuestion]
                 kinds=[row.threshold_kind for row in rows],
             )
         )
-    return labelled
+    return labelled, retriever.calibration
 
 
 def _row(name: str, figures: SetFigures) -> str:
@@ -135,18 +137,18 @@ def report(
         " | answerable wrongly refused |",
         "|---|---|---|---|---|",
     ]
-    worst: dict[str, float] = {"current": 1.0, "held-out": 1.0}
+    worst = {"current": 1.0, "held-out": 1.0}
     for qa_set in sets:
         own = labelled[qa_set.name]
         others = [q for q in everything if q.set_name != qa_set.name]
-        rows = [("current", current), ("fitted on all", full)]
-        if others and {q.set_name for q in others}:
+        rows = [("current", "current", current)]
+        if others:
             held_out = fit_calibration(others, current, [], strength, thresholds_only)
-            rows.insert(1, ("held-out (fitted without this set)", held_out))
-        for label_, calibration in rows:
+            rows.append(("held-out", "held-out (fitted without this set)", held_out))
+        rows.append(("", "fitted on all", full))
+        for key, name, calibration in rows:
             figures = set_figures(own, calibration)
-            lines.append(_row(f"{qa_set.name} · {label_}", figures))
-            key = "current" if label_ == "current" else "held-out" if "held-out" in label_ else ""
+            lines.append(_row(f"{qa_set.name} · {name}", figures))
             if key:
                 worst[key] = min(worst[key], figures.hit1)
     lines.append("")
@@ -214,8 +216,9 @@ def calibrate_command(
         sets = [parse_set(spec, base.corpus) for spec in specs]
         if len({s.name for s in sets}) != len(sets):
             raise click.BadParameter("each --set needs its own NAME", param_hint="--set")
-        labelled = {s.name: label(s, base, progress) for s in sets}
-        current = Retriever.from_config(base.with_(corpus_dir=sets[0].corpus)).calibration
+        runs = [label(s, base, progress) for s in sets]
+        labelled = {s.name: questions for s, (questions, _) in zip(sets, runs, strict=True)}
+        current = runs[0][1]  # what the first set's index answers with
         table, fitted = report(sets, labelled, current, strength, thresholds_only)
         click.echo(table)
         if out:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from rag import Config, RagError, cache_dir
+from rag import Config, RagError
 
-from .qa import load_jsonl, load_squad, split_tsv, squad_corpus_dir
+from .qa import cached_squad, cached_tsv_corpus, load_jsonl
 from .report import markdown, markdown_tradeoff, plot_hit_curves, write_json
 from .run import evaluate, parse_variations
 from .scoring import abstention_tradeoff
@@ -77,12 +77,10 @@ def eval_command(
     try:
         variations = parse_variations(vary)
         if squad:
-            folder = squad_corpus_dir(qa_file, cache_dir() / "benchmarks")
-            pairs = load_squad(qa_file, folder)
+            folder, pairs = cached_squad(qa_file)
         else:
             if articles_tsv:
-                folder = squad_corpus_dir(articles_tsv, cache_dir() / "benchmarks")
-                split_tsv(articles_tsv, folder)
+                folder = cached_tsv_corpus(articles_tsv)
             pairs = load_jsonl(qa_file)
         pairs = pairs[:limit] if limit else pairs
         if not pairs:

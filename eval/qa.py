@@ -9,6 +9,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag import cache_dir
+
 REQUIRED = ("id", "question", "answer", "doc", "evidence", "type")
 
 
@@ -172,6 +174,19 @@ def split_tsv(path: Path, corpus_dir: Path) -> list[Path]:
             target.write_text(content, encoding="utf-8")
         written.append(target)
     return written
+
+
+def cached_squad(path: Path) -> tuple[Path, list[QAPair]]:
+    """A SQuAD-format file's paragraphs as documents under the cache, and its pairs."""
+    folder = squad_corpus_dir(path, cache_dir() / "benchmarks")
+    return folder, load_squad(path, folder)
+
+
+def cached_tsv_corpus(path: Path) -> Path:
+    """A ``category<TAB>text`` file split into article files under the cache (the folder)."""
+    folder = squad_corpus_dir(path, cache_dir() / "benchmarks")
+    split_tsv(path, folder)
+    return folder
 
 
 def squad_corpus_dir(path: Path, root: Path) -> Path:
