@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import platform
+import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .calibration import Calibration, resolve_calibration
 from .chunking import chunk_articles
@@ -30,7 +33,15 @@ from .sentences import SentenceVectors, chunk_sentences
 from .text import fold
 from .vectors import VectorIndex, create_vector_index
 
-FORMAT_VERSION = 6  # bump when chunking, tokenising or a component file changes
+FORMAT_VERSION = 7  # bump when chunking, tokenising or a component file changes
+# Files earlier formats wrote: still ours, so an old index is recognised, rebuilt and
+# cleaned up rather than refused as a folder holding foreign files.
+FORMER_FILE_NAMES = ("lexical_tokens.jsonl",)
+# New chunks embedded per batch of an update: bounds a build's memory beyond the index.
+BATCH_CHUNKS = 2048
+# A long build saves a checkpoint this often (or 4x the last save's time, if longer),
+# so a killed build resumes from there; saving rewrites the whole index folder.
+CHECKPOINT_SECONDS = 120.0
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 
@@ -51,6 +62,7 @@ class FileEntry:
     size: int
     mtime_ns: int
     chunk_ids: list[int] = field(default_factory=list)
+    indexed_at: float = 0.0  # when it was last read and embedded (epoch seconds; 0: unknown)
 
 
 @dataclass
@@ -68,6 +80,15 @@ class UpdateReport:
     @property
     def touched(self) -> bool:
         return bool(self.added or self.changed or self.deleted or self.rebuilt)
+
+    def merge(self, other: UpdateReport) -> None:
+        """Add what ``other`` (a later batch of the same update) did."""
+        self.added += other.added
+        self.changed += other.changed
+        self.deleted += other.deleted
+        self.skipped.update(other.skipped)
+        self.embedded += other.embedded
+        self.removed += other.removed
 
 
 def library_versions() -> dict[str, str]:
@@ -172,6 +193,18 @@ class PendingChanges:
     lexical: Any  # the lexical index's staged state
     next_id: int
     folded_articles: dict[tuple[str, int], str] = field(default_factory=dict)  # new articles
+    last: bool = True  # the update's last batch
+
+
+@dataclass
+class _Batch:
+    """The files of one batch as they are read, before their chunks are embedded."""
+
+    report: UpdateReport
+    entries: dict[str, FileEntry] = field(default_factory=dict)
+    renewed: dict[str, int] = field(default_factory=dict)
+    stale: list[int] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
 
 
 class CorpusIndex:
@@ -196,10 +229,12 @@ class CorpusIndex:
         self.next_id = 0
         self.writable = True
         self.calibration: Calibration | None = None  # recorded in the manifest
+        self._save_seconds = 0.0  # how long the last save took
 
     @property
     def own_names(self) -> frozenset[str]:
-        """The names of every file this index writes into its folder."""
+        """The names of every file this index writes into its folder (or wrote, in an
+        earlier format: those are recognised and removed, never refused as foreign)."""
         return frozenset(
             (
                 MANIFEST,
@@ -207,6 +242,7 @@ class CorpusIndex:
                 self.vectors.file_name,
                 *self.lexical.file_names,
                 self.sentences.file_name,
+                *FORMER_FILE_NAMES,
             )
         )
 
@@ -254,12 +290,8 @@ class CorpusIndex:
             index.writable = writable
             if index.calibration is None:  # a new index records the calibration it starts with
                 index.calibration = resolve_calibration(config.calibration, None)
-            pending = index.prepare(progress)
-            index.apply(pending)
-            pending.report.rebuilt = reason
-            if pending.report.touched:
-                index._save()
-        return index, pending.report
+            report = index._apply_in_batches(progress, contextlib.nullcontext(), rebuilt=reason)
+        return index, report
 
     def update(
         self,
@@ -277,12 +309,34 @@ class CorpusIndex:
             What was added, changed, deleted and skipped.
         """
         with _writer_lock(self.path):
-            pending = self.prepare(progress)
-            with swap_lock or contextlib.nullcontext():
+            return self._apply_in_batches(progress, swap_lock or contextlib.nullcontext())
+
+    def _apply_in_batches(
+        self, progress: bool, swap_lock: contextlib.AbstractContextManager[Any], rebuilt: str = ""
+    ) -> UpdateReport:
+        """Prepare and apply the folder's changes a batch at a time, saving as it goes.
+
+        A batch holds at most :data:`BATCH_CHUNKS` new chunks, so a build's memory is
+        bounded by the batch and the index, not by the library. The index is saved (a
+        checkpoint) every :data:`CHECKPOINT_SECONDS` or so and at the end: a build
+        killed at any point resumes from its last checkpoint, as the saved manifest
+        lists the files done.
+        """
+        total = UpdateReport(rebuilt=rebuilt)
+        last_save = time.monotonic()
+        unsaved = bool(rebuilt)
+        for pending in self.prepare_batches(progress):
+            with swap_lock:
                 self.apply(pending)
-            if pending.report.touched:
+            total.merge(pending.report)
+            unsaved = unsaved or pending.report.touched
+            due = time.monotonic() - last_save >= max(CHECKPOINT_SECONDS, 4 * self._save_seconds)
+            if unsaved and not pending.last and due:
                 self._save()
-        return pending.report
+                last_save, unsaved = time.monotonic(), False
+        if unsaved:
+            self._save()
+        return total
 
     def record_calibration(self, calibration: Calibration) -> None:
         """Record ``calibration`` in the manifest: questions are answered with it from now on.
@@ -293,6 +347,23 @@ class CorpusIndex:
             self.writable = self.writable and writable
             self.calibration = calibration
             self._save()
+
+    def mark_stale(self, names: list[str] | None = None) -> list[str]:
+        """Forget what was read of these files, so the next update re-reads and re-embeds them.
+
+        Their chunks stay searchable until that update replaces them.
+
+        Args:
+            names: indexed file names (None: every indexed file); others are ignored.
+
+        Returns:
+            The names marked.
+        """
+        marked = sorted(self.files if names is None else set(names) & set(self.files))
+        for name in marked:
+            entry = self.files[name]
+            entry.sha256, entry.mtime_ns = "", -1
+        return marked
 
     def _load_or_reason(self) -> str:
         """Load the saved index; return why it cannot be used ("" when loaded)."""
@@ -350,26 +421,35 @@ class CorpusIndex:
 
     # ------------------------------------------------------------------ updating
 
-    def prepare(self, progress: bool = False) -> PendingChanges:
-        """Read and embed what changed in the corpus folder, without changing the index.
+    def prepare_batches(self, progress: bool = False) -> Iterator[PendingChanges]:
+        """Read and embed what changed in the corpus folder, a batch at a time.
 
-        A file that cannot be read keeps what was indexed of it before; entries that
-        are not readable article files (links out of the folder, hidden files, bad
-        names) are reported in ``report.skipped`` with the reason.
+        Nothing in the index changes until a batch is passed to :meth:`apply`; apply
+        each batch before asking for the next. The first batch also carries the chunks
+        of changed and deleted files to remove. A file that cannot be read keeps what
+        was indexed of it before; entries that are not readable article files (links out
+        of the folder, hidden files, bad names) are reported in ``report.skipped`` with
+        the reason.
 
         Args:
-            progress: show a progress bar while embedding.
+            progress: show a progress bar over the files read (files/s and ETA).
 
-        Returns:
-            The changes, for :meth:`apply`.
+        Yields:
+            The changes of up to :data:`BATCH_CHUNKS` new chunks (at least one batch).
         """
         scan = scan_corpus(self.config.corpus, exclude=self.path)
-        report = UpdateReport(skipped=dict(scan.skipped))
-        entries: dict[str, FileEntry] = {}
-        renewed: dict[str, int] = {}
-        new_chunks: list[Chunk] = []
+        deleted = sorted(set(self.files) - set(scan.files))
+        batch = _Batch(UpdateReport(skipped=dict(scan.skipped), deleted=deleted))
+        batch.stale = [vid for name in deleted for vid in self.files[name].chunk_ids]
         next_id = self.next_id
-        for name, path in scan.files.items():
+        files = tqdm(
+            scan.files.items(),
+            total=len(scan.files),
+            desc="Indexing",
+            unit="file",
+            disable=not progress or not scan.files,
+        )
+        for name, path in files:
             entry = self.files.get(name)
             try:
                 stat = path.stat()
@@ -378,49 +458,65 @@ class CorpusIndex:
                 data = read_file(path, name)  # once: the digest is of what gets indexed
                 digest = hashlib.sha256(data).hexdigest()
                 if entry and entry.sha256 == digest:
-                    renewed[name] = stat.st_mtime_ns
+                    batch.renewed[name] = stat.st_mtime_ns
                     continue
                 articles = load_bytes(data, name)
             except (UnreadableFileError, OSError) as exc:
                 # Keep what was indexed before rather than lose it to a bad file.
                 warnings.warn(str(exc), SkippedFileWarning, stacklevel=3)
-                report.skipped[name] = str(exc).removeprefix(f"{name}: ")
+                batch.report.skipped[name] = str(exc).removeprefix(f"{name}: ")
                 continue
             chunks = chunk_articles(articles, self.config.chunk_size, self.config.chunk_overlap)
-            entries[name] = FileEntry(
-                digest, stat.st_size, stat.st_mtime_ns, list(range(next_id, next_id + len(chunks)))
+            batch.entries[name] = FileEntry(
+                digest,
+                stat.st_size,
+                stat.st_mtime_ns,
+                list(range(next_id, next_id + len(chunks))),
+                indexed_at=time.time(),
             )
             next_id += len(chunks)
-            new_chunks.extend(chunks)
-            (report.changed if entry else report.added).append(name)
-        report.deleted = sorted(set(self.files) - set(scan.files))
-        stale = [
-            vid for name in report.changed + report.deleted for vid in self.files[name].chunk_ids
-        ]
-        ids = np.asarray([vid for e in entries.values() for vid in e.chunk_ids], dtype=np.int64)
-        texts = [c.embed_text for c in new_chunks]
+            batch.chunks.extend(chunks)
+            if entry:
+                batch.report.changed.append(name)
+                batch.stale.extend(entry.chunk_ids)
+            else:
+                batch.report.added.append(name)
+            if len(batch.chunks) >= BATCH_CHUNKS:
+                yield self._embedded(batch, next_id, progress, last=False)
+                batch = _Batch(UpdateReport())
+        yield self._embedded(batch, next_id, progress, last=True)
+
+    def _embedded(self, batch: _Batch, next_id: int, progress: bool, last: bool) -> PendingChanges:
+        """The batch's chunks embedded (passages and sentences) and staged for the lexical index."""
+        ids = np.asarray(
+            [vid for e in batch.entries.values() for vid in e.chunk_ids], dtype=np.int64
+        )
+        texts = [c.embed_text for c in batch.chunks]
         vectors = self.embedder.encode_passages(texts, progress)
-        sentences = [chunk_sentences(c) for c in new_chunks]
+        sentences = [chunk_sentences(c) for c in batch.chunks]
         sentence_vectors = self.embedder.encode_passages(
             [s for group in sentences for s in group], progress
         )
-        report.embedded = len(new_chunks)
+        batch.report.embedded = len(batch.chunks)
         by_article: dict[tuple[str, int], list[Chunk]] = {}
-        for chunk in new_chunks:
+        for chunk in batch.chunks:
             by_article.setdefault((chunk.file, chunk.article_index), []).append(chunk)
         return PendingChanges(
             folded_articles={key: _folded(chunks) for key, chunks in by_article.items()},
-            report=report,
-            entries=entries,
-            renewed=renewed,
-            stale=stale,
-            chunks=new_chunks,
+            report=batch.report,
+            entries=batch.entries,
+            renewed=batch.renewed,
+            stale=batch.stale,
+            chunks=batch.chunks,
             ids=ids,
             vectors=vectors,
             sentence_counts=[len(group) for group in sentences],
             sentence_vectors=sentence_vectors,
-            lexical=self.lexical.stage(np.asarray(stale, dtype=np.int64), ids, texts),
+            lexical=self.lexical.stage(
+                np.asarray(batch.stale, dtype=np.int64), ids, texts, build=last
+            ),
             next_id=next_id,
+            last=last,
         )
 
     def apply(self, pending: PendingChanges) -> None:
@@ -466,6 +562,7 @@ class CorpusIndex:
                 stacklevel=3,
             )
             return
+        started = time.monotonic()
         parent = self.path.parent
         parent.mkdir(parents=True, exist_ok=True)
         tmp = parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -509,6 +606,7 @@ class CorpusIndex:
             _swap_into_place(tmp, self.path, self.own_names)
         finally:
             _remove_own_folder(tmp, self.own_names)
+        self._save_seconds = time.monotonic() - started
 
     # ------------------------------------------------------------------ reading
 
@@ -566,8 +664,42 @@ class CorpusIndex:
             self._articles = articles
         return self._articles.get((chunk.file, chunk.article_index), [chunk])
 
+    def footprint(self) -> dict[str, int]:
+        """The index's own memory by part, in bytes: what a library of this size needs.
+
+        Vectors (the vector index and the sentence vectors), the lexical index (score
+        matrix, vocabulary, tokens not yet saved: saved ones are read from disk) and the
+        records (chunk records, file entries and the article-text cache), counted as
+        their arrays' sizes and their Python objects' ``sys.getsizeof``.
+
+        Returns:
+            Bytes per part.
+        """
+        records = sum(_object_bytes(chunk) for chunk in self.chunks.values())
+        files = sum(_object_bytes(entry) for entry in self.files.values())
+        folded = sum(sys.getsizeof(text) for text in self._folded_articles.values())
+        return {
+            "vectors": self.vectors.nbytes(),
+            "sentence vectors": self.sentences.nbytes(),
+            **self.lexical.nbytes(),
+            "chunk records": records + files,
+            "article text cache": folded,
+        }
+
     def __len__(self) -> int:
         return len(self.chunks)
+
+
+def _object_bytes(obj: Any) -> int:
+    """``sys.getsizeof`` of a record and the values it holds (one level of nesting)."""
+    values = vars(obj).values() if hasattr(obj, "__dict__") else ()
+    total = sys.getsizeof(obj) + sum(sys.getsizeof(v) for v in values)
+    for value in values:
+        if hasattr(value, "__dict__"):
+            total += sum(sys.getsizeof(v) for v in vars(value).values())
+        elif isinstance(value, list):
+            total += sum(sys.getsizeof(v) for v in value)
+    return total
 
 
 def _folded(article: list[Chunk]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,14 @@ class LexicalIndex:
         """Remove the texts with these ids. Returns how many were removed."""
         raise NotImplementedError
 
-    def stage(self, remove: np.ndarray, ids: np.ndarray, texts: list[str]) -> Any:
+    def stage(
+        self, remove: np.ndarray, ids: np.ndarray, texts: list[str], build: bool = True
+    ) -> Any:
         """Prepare removing ``remove`` and adding ``texts`` under ``ids``, without applying it.
 
         Backends override this to do the slow part (tokenising, rebuilding) here, so that
-        :meth:`commit` is quick and searches go on meanwhile.
+        :meth:`commit` is quick and searches go on meanwhile. With ``build=False`` (a
+        batch of a longer update) a backend may leave rebuilding to the next search.
 
         Returns:
             The staged change, for :meth:`commit`.
@@ -80,6 +85,10 @@ class LexicalIndex:
         """Read the index from ``folder``; raises :class:`IndexCorruptError` when damaged."""
         raise NotImplementedError
 
+    def nbytes(self) -> dict[str, int]:
+        """Memory the index holds, by part, in bytes (for benchmarks)."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -87,55 +96,90 @@ class LexicalIndex:
 class BM25sIndex(LexicalIndex):
     """BM25 with ``bm25s``: scores precomputed into a sparse matrix, so a query is a lookup.
 
-    The token lists are kept beside the matrix so that an incremental update rebuilds the
-    matrix without re-tokenising the whole corpus.
+    Each text's tokens are kept (as int32 word ids) so that an update rebuilds the matrix
+    without re-tokenising the library. The saved ones stay on disk, memory-mapped from
+    the index folder; only the tokens of texts added since the last save are in memory.
     """
 
     backend = "bm25s"
-    file_names = ("lexical_tokens.jsonl", "lexical_bm25.npz")
+    file_names = ("lexical_tokens.npy", "lexical_bm25.npz")
 
     def __init__(self, tokenizer: str) -> None:
         _require_bm25s()
         if tokenizer not in TOKENIZERS:
             raise RagError(f"unknown lexical tokenizer {tokenizer!r}; choose one of {TOKENIZERS}")
         super().__init__(tokenizer)
-        self._tokens: dict[int, list[str]] = {}
+        self._vocab: dict[str, int] = {"": 0}  # word -> id; "" keeps empty texts scorable
+        self._docs: dict[int, np.ndarray] = {}  # text id -> its word ids
         self._model: Any = None
         self._ids = np.zeros(0, dtype=np.int64)
 
+    def _word_ids(self, text: str) -> np.ndarray:
+        """The word ids of ``text``'s tokens, new words added to the vocabulary."""
+        vocab = self._vocab
+        words = tokenize(text, self.tokenizer, pinyin=True) or [""]
+        return np.fromiter(
+            (vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int32, count=len(words)
+        )
+
     def index(self, ids: np.ndarray, texts: list[str]) -> None:
         for vid, text in zip(ids.tolist(), texts, strict=True):
-            self._tokens[int(vid)] = tokenize(text, self.tokenizer, pinyin=True)
+            self._docs[int(vid)] = self._word_ids(text)
         self._model = None
 
     def remove(self, ids: np.ndarray) -> int:
-        removed = sum(self._tokens.pop(int(vid), None) is not None for vid in ids.tolist())
+        removed = sum(self._docs.pop(int(vid), None) is not None for vid in ids.tolist())
         if removed:
             self._model = None
         return removed
 
-    def stage(self, remove: np.ndarray, ids: np.ndarray, texts: list[str]) -> Any:
-        tokens = dict(self._tokens)
+    def stage(
+        self, remove: np.ndarray, ids: np.ndarray, texts: list[str], build: bool = True
+    ) -> Any:
+        docs = dict(self._docs)
         for vid in remove.tolist():
-            tokens.pop(int(vid), None)
+            docs.pop(int(vid), None)
         for vid, text in zip(ids.tolist(), texts, strict=True):
-            tokens[int(vid)] = tokenize(text, self.tokenizer, pinyin=True)
-        return (tokens, *_bm25_model(tokens))
+            docs[int(vid)] = self._word_ids(text)
+        if not build:  # the matrix is rebuilt when next needed
+            return docs, np.zeros(0, dtype=np.int64), None
+        return (docs, *self._bm25_model(docs))
 
     def commit(self, staged: Any) -> None:
-        self._tokens, self._ids, self._model = staged
+        self._docs, self._ids, self._model = staged
+
+    def _bm25_model(self, docs: dict[int, np.ndarray]) -> tuple[np.ndarray, Any]:
+        """The ids in order and a bm25s model over their word ids (None when there are none)."""
+        ids = np.fromiter(sorted(docs), dtype=np.int64, count=len(docs))
+        if not len(ids):
+            return ids, None
+        model = bm25s.BM25()
+        model.scores = model.build_index_from_ids(
+            unique_token_ids=list(range(len(self._vocab))),
+            corpus_token_ids=_WordIds(docs, ids),
+            show_progress=False,
+        )
+        model.vocab_dict = self._vocab
+        return ids, model
 
     def _built(self) -> Any:
         if self._model is None:
-            self._ids, self._model = _bm25_model(self._tokens)
+            self._ids, self._model = self._bm25_model(self._docs)
         return self._model
+
+    def _query_ids(self, model: Any, words: list[str]) -> list[int]:
+        """Ids of the ``words`` the model's matrix has a column for (the vocabulary may
+        have grown since it was built, while an update is prepared)."""
+        columns = len(model.scores["indptr"]) - 1
+        found = (self._vocab.get(w) for w in words)
+        return [i for i in found if i is not None and 0 < i < columns]
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         empty = (np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
         model = self._built()
         if model is None:
             return empty
-        token_ids = model.get_tokens_ids(tokenize(query, self.tokenizer))
+        token_ids = self._query_ids(model, tokenize(query, self.tokenizer))
         if not token_ids:
             return empty
         scores = model.get_scores_from_ids(token_ids)
@@ -151,33 +195,44 @@ class BM25sIndex(LexicalIndex):
         if model is None:
             return False
         words = [t for t in tokenize(text, self.tokenizer) if len(t) >= 2]
-        return any(w in model.vocab_dict for w in words)
+        indptr = model.scores["indptr"]
+        # a word of removed texts only stays in the vocabulary: it must still occur
+        return any(indptr[i + 1] > indptr[i] for i in self._query_ids(model, words))
 
     def save(self, folder: Path) -> None:
-        with (folder / self.file_names[0]).open("w", encoding="utf-8") as handle:
-            for vid, tokens in self._tokens.items():
-                handle.write(json.dumps([vid, tokens], ensure_ascii=False) + "\n")
         model = self._built()
-        vocab = sorted(model.vocab_dict, key=model.vocab_dict.__getitem__) if model else []
+        lengths = np.fromiter(
+            (len(self._docs[int(v)]) for v in self._ids), dtype=np.int64, count=len(self._ids)
+        )
+        tokens_path = folder / self.file_names[0]
+        flat = np.lib.format.open_memmap(
+            tokens_path, mode="w+", dtype=np.int32, shape=(int(lengths.sum()),)
+        )
+        offset = 0
+        for vid, length in zip(self._ids.tolist(), lengths.tolist(), strict=True):
+            flat[offset : offset + length] = self._docs[vid]
+            offset += length
+        flat.flush()
+        del flat
+        vocab = sorted(self._vocab, key=self._vocab.__getitem__)
         empty = np.zeros(0, dtype=np.float32)
         with (folder / self.file_names[1]).open("wb") as handle:
             np.savez(
                 handle,
                 ids=self._ids,
+                lengths=lengths,
                 data=model.scores["data"] if model else empty,
                 indices=model.scores["indices"] if model else empty.astype(np.int32),
                 indptr=model.scores["indptr"] if model else np.zeros(1, dtype=np.int32),
                 num_docs=np.asarray(model.scores["num_docs"] if model else 0),
                 vocab=np.asarray(json.dumps(vocab, ensure_ascii=False)),
             )
+        # from now on the tokens are read from the file just written (a renamed folder
+        # keeps its files: the mapping stays valid), not kept in memory
+        self._docs = _mapped_docs(tokens_path, self._ids, lengths)
 
     def load(self, folder: Path) -> None:
         try:
-            tokens: dict[int, list[str]] = {}
-            with (folder / self.file_names[0]).open(encoding="utf-8") as handle:
-                for line in handle:
-                    vid, words = json.loads(line)
-                    tokens[int(vid)] = words
             with np.load(folder / self.file_names[1], allow_pickle=False) as saved:
                 model = bm25s.BM25()
                 model.scores = {
@@ -187,30 +242,57 @@ class BM25sIndex(LexicalIndex):
                     "num_docs": int(saved["num_docs"]),
                 }
                 vocab = json.loads(str(saved["vocab"]))
-                ids = saved["ids"]
+                ids, lengths = saved["ids"], saved["lengths"]
+            docs = _mapped_docs(folder / self.file_names[0], ids, lengths)
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptError(
                 f"lexical index unreadable ({type(exc).__name__}: {exc})"
             ) from exc
-        if len(ids) != len(tokens) or set(ids.tolist()) != set(tokens):
-            raise IndexCorruptError("lexical index and its token lists disagree")
-        model.vocab_dict = {word: i for i, word in enumerate(vocab)}
+        if len(model.scores["indptr"]) > len(vocab) + 1 or (docs and vocab[:1] != [""]):
+            raise IndexCorruptError("lexical index and its vocabulary disagree")
+        self._vocab = {word: i for i, word in enumerate(vocab)} if vocab else {"": 0}
+        model.vocab_dict = self._vocab
         model.nonoccurrence_array = None
-        self._tokens, self._ids, self._model = tokens, ids, (model if tokens else None)
+        self._docs, self._ids, self._model = docs, ids, (model if docs else None)
+
+    def nbytes(self) -> dict[str, int]:
+        """Memory held: the score matrix, the vocabulary, and the tokens not yet saved."""
+        model = self._model
+        matrix = sum(model.scores[k].nbytes for k in ("data", "indices", "indptr")) if model else 0
+        vocab = sum(sys.getsizeof(w) + 100 for w in self._vocab)  # + dict entry, int
+        unsaved = sum(d.nbytes for d in self._docs.values() if d.base is None)
+        return {"lexical matrix": matrix, "lexical vocabulary": vocab, "unsaved tokens": unsaved}
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return len(self._docs)
 
 
-def _bm25_model(tokens: dict[int, list[str]]) -> tuple[np.ndarray, Any]:
-    """The ids in order and a bm25s model over their token lists (None when there are none)."""
-    ids = np.fromiter(sorted(tokens), dtype=np.int64, count=len(tokens))
-    if not len(ids):
-        return ids, None
-    model = bm25s.BM25()
-    # an empty token keeps every document non-empty, as bm25s requires
-    model.index([tokens[int(v)] or [""] for v in ids], show_progress=False)
-    return ids, model
+class _WordIds:
+    """The texts' word ids in ``ids`` order, as bm25s reads a corpus (lists, one at a time)."""
+
+    def __init__(self, docs: dict[int, np.ndarray], ids: np.ndarray) -> None:
+        self._docs, self._ids = docs, ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for vid in self._ids.tolist():
+            yield self._docs[vid].tolist()
+
+
+def _mapped_docs(path: Path, ids: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
+    """Each text's word ids as a view of the memory-mapped token file at ``path``."""
+    if len(ids) != len(lengths):
+        raise ValueError("token lengths do not match the ids")
+    flat = np.asarray(np.load(path, mmap_mode="r"))  # a plain view: slices stay light
+    if flat.dtype != np.int32 or flat.ndim != 1 or len(flat) != int(lengths.sum()):
+        raise ValueError(f"{path.name} does not hold the recorded tokens")
+    ends = np.cumsum(lengths)
+    return {
+        int(vid): flat[end - length : end]
+        for vid, length, end in zip(ids.tolist(), lengths.tolist(), ends.tolist(), strict=True)
+    }
 
 
 LEXICAL_BACKENDS: dict[str, type[LexicalIndex]] = {"bm25s": BM25sIndex}

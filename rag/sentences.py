@@ -61,5 +61,9 @@ class SentenceVectors:
         self._vectors = {}
         self.index(ids.tolist(), counts.tolist(), matrix)
 
+    def nbytes(self) -> int:
+        """Memory the matrices take, in bytes (for benchmarks)."""
+        return sum(m.nbytes + 112 for m in self._vectors.values())
+
     def __len__(self) -> int:
         return len(self._vectors)

@@ -67,6 +67,14 @@ class VectorIndex:
         """The backend and its current parameters, as recorded in the index manifest."""
         return {"backend": self.backend}
 
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(ids, vectors)`` stored (decoded when compressed); for benchmarks."""
+        raise NotImplementedError
+
+    def nbytes(self) -> int:
+        """Memory the stored vectors take, in bytes (for benchmarks)."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -235,6 +243,20 @@ class FaissIndex(VectorIndex):
         for start in range(0, len(ids), BLOCK):
             block = ids[start : start + BLOCK]
             yield block, np.asarray(readable.reconstruct_batch(block), dtype=np.float32)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._by_id(self._index) as readable:
+            blocks = list(self._blocks(readable))
+        if not blocks:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+
+    def nbytes(self) -> int:
+        n = len(self)
+        if not self.is_ivf:  # float32 vectors and their ids, twice (IDMap2's reverse map)
+            return n * (4 * self.dim + 16)
+        index = self._index  # a byte per component and an id per vector, plus centroids
+        return n * (int(index.code_size) + 8) + int(index.nlist) * self.dim * 4
 
     # ------------------------------------------------------------------ searching
 

@@ -223,3 +223,68 @@ def test_the_folded_article_text_follows_the_files(config: Config, corpus: Path)
     assert "黑河" in index.folded_article(chunk) and "货运量" in index.folded_article(chunk)
     reopened, _ = _open(config)
     assert reopened.folded_article(chunk) == index.folded_article(chunk)
+
+
+def test_a_build_in_small_batches_gives_the_same_index(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole, _ = _open(config)
+    monkeypatch.setattr("rag.index.BATCH_CHUNKS", 2)  # several files' batches
+    batched, report = _open(config.with_(index_dir=tmp_path / "batched"))
+    assert report.added == ["a.txt", "b.txt", "c.md"] and report.embedded == len(whole)
+    assert {c.text for c in batched.chunks.values()} == {c.text for c in whole.chunks.values()}
+    for question in ("冰雪大世界占地面积", "短道速滑馆", "绥芬河口岸货运量"):
+        want = [c.text for c, _ in whole.lexical_search(question, 3)]
+        assert [c.text for c, _ in batched.lexical_search(question, 3)] == want
+        vector = create_embedder(config).embed_queries([question])
+        assert [c.text for c, _ in batched.search(vector, 3)[0]] == [
+            c.text for c, _ in whole.search(vector, 3)[0]
+        ]
+
+
+class Crash(Exception):
+    """Stands for a build killed mid-way."""
+
+
+def test_a_build_that_fails_midway_resumes_from_its_last_checkpoint(
+    config: Config, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(6):
+        (corpus / f"more{n}.txt").write_text(
+            f"# 第{n}篇\n\n松花江畔第{n}个冰雕作品完成，高{n + 3}米。\n", encoding="utf-8"
+        )
+    monkeypatch.setattr("rag.index.BATCH_CHUNKS", 2)
+    monkeypatch.setattr("rag.index.CHECKPOINT_SECONDS", 0.0)  # save after every batch
+    embedder = HashEmbedder()  # its own: create_embedder's is shared (cached)
+    calls = {"n": 0}
+    real_encode = embedder.encode_passages
+
+    def failing(texts: list[str], progress: bool = False):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 6:  # passages + sentences: the fourth batch fails
+            raise Crash
+        return real_encode(texts, progress)
+
+    monkeypatch.setattr(embedder, "encode_passages", failing)
+    with pytest.raises(Crash):
+        CorpusIndex.open(config, embedder)
+    saved = CorpusIndex(config, create_embedder(config))
+    assert saved._load_or_reason() == ""  # the last checkpoint is a whole index
+    done = set(saved.files)
+    assert 0 < len(done) < 9
+    index, report = _open(config)
+    assert set(report.added) == set(index.files) - done and not report.rebuilt
+    assert report.embedded == len(index) - len(saved)
+    assert len(index.files) == 9
+
+
+def test_saved_tokens_stay_on_disk(config: Config) -> None:
+    index, _ = _open(config)
+    lexical = index.lexical
+    assert lexical.nbytes()["unsaved tokens"] == 0  # all read from the mapped file
+    assert all(not d.flags.owndata for d in lexical._docs.values())
+    reopened, report = _open(config)
+    assert report.embedded == 0
+    for question in ("冰雪大世界占地面积", "短道速滑馆"):
+        want = [c.text for c, _ in index.lexical_search(question, 3)]
+        assert [c.text for c, _ in reopened.lexical_search(question, 3)] == want

@@ -101,3 +101,24 @@ def test_bm25s_is_the_version_its_private_state_was_written_for() -> None:
     )
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert f'"bm25s=={BM25S_VERSION}"' in pyproject
+
+
+def test_a_word_of_a_removed_text_is_no_longer_known(tmp_path: Path) -> None:
+    index = BM25sIndex("jieba")
+    index.index(np.arange(3), TEXTS)
+    assert index.knows("绥芬河")
+    index.remove(np.array([1]))  # the only text naming 绥芬河
+    assert not index.knows("绥芬河")
+    index.save(tmp_path)
+    loaded = BM25sIndex("jieba")
+    loaded.load(tmp_path)
+    assert not loaded.knows("绥芬河") and len(loaded) == 2
+
+
+def test_an_update_staged_without_rebuilding_is_searchable_after_commit() -> None:
+    index = BM25sIndex("jieba")
+    index.index(np.arange(3), TEXTS)
+    staged = index.stage(np.array([0]), np.array([7]), ["松花江上的冰雕节开幕"], build=False)
+    index.commit(staged)
+    assert index.search("冰雕节", 3)[1].tolist() == [7]
+    assert 0 not in index.search(TEXTS[0][:8], 3)[1].tolist()
