@@ -38,6 +38,7 @@ from .rules import (
     QUESTION_WORDS,
     UNIT_GROUPS,
     UNIT_QUESTION,
+    UNIT_WORD_TAIL,
     WHERE_QUESTION,
 )
 from .text import (
@@ -152,7 +153,10 @@ class QueryTerms:
             self._place_span(folded) if self.place else None,
             _date_span(folded) if self.wants_date else None,
         ]
-        return next((span for span in spans if span is not None), None)
+        span = next((span for span in spans if span is not None), None)
+        if span is not None and (tail := UNIT_WORD_TAIL.match(folded, span[1])):
+            span = (span[0], tail.end())
+        return span
 
     def _amount_span(self, folded: str) -> tuple[int, int] | None:
         """The first number with any measure word after the asked attribute (总投资10亿元)."""

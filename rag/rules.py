@@ -45,6 +45,9 @@ UNIT_GROUPS = ("名人位", "个项家户所", MONEY_UNIT, "平", "吨", "件", 
                "月", "岁", "倍", "层", "栋", "间", "张", "只", "头", "部", "份", "届",
                "期", "场", "篇", "双", "票", "套", "首", "枚", "艘", "棵", "株", "匹",
                "款", "集", "册", "轮", "宗", "例", "笔", "帧", "局")  # fmt: skip
+# A measure word's single character stands for the words it starts: the answer span of
+# 多少平方米 is the whole 2800平方米, not 2800平.
+UNIT_WORD_TAIL = re.compile(r"(?<=平)(?:方公里|方千米|方米|米)|(?<=[公千])(?:里|米|克|斤|顷)")
 GENERIC_UNIT = "个项家户所"  # 几个 is answered by any word that counts things (3名子女)
 # ... but not by an amount or a time: 多少个项目 is not answered by 11.87亿元 or 2023年.
 AMOUNT_WORDS = "元钱块美港欧镑平吨米斤亩天年月岁"

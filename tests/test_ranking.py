@@ -216,6 +216,9 @@ def test_the_answer_span_is_the_number_with_the_asked_unit() -> None:
     assert _answer("项目总投资多少钱？", "该项目总投资9亿元，年产值12亿元。") == "9亿元"
     assert _answer("他花了多少钱？", "以总价180万的价格购入。") == "180万"  # 元 left out
     assert _answer("项目的总投资是多少？", "项目于2023年开工，总投资12.5亿元。") == "12.5亿元"
+    # a unit's first character stands for the whole measure word, which the span keeps
+    assert _answer("总建筑面积是多少平方米？", "总建筑面积2800平方米，年内建成。") == "2800平方米"
+    assert _answer("保护区有多少平方公里？", "保护区面积达1.2万平方公里。") == "1.2万平方公里"
 
 
 def test_the_answer_span_is_the_date_the_name_or_the_place_asked_for() -> None:
