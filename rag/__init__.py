@@ -11,18 +11,31 @@ from .errors import (
     IndexCorruptError,
     IndexFolderError,
     InvalidArgumentError,
+    LibraryError,
     ModelError,
     QuestionError,
     RagError,
+    UnknownArticleError,
     UnreadableFileError,
+    UnsafePathError,
 )
 from .fitting import LabelledQuestion, SetFigures, fit_calibration, set_figures
-from .index import UpdateReport
+from .index import PROGRESS_DESC, UpdateReport
+from .milvus import LibraryBusyError  # pymilvus itself is imported only when used
 from .records import Article, Chunk, Citation, Hit
-from .retrieval import Retriever, ask, retrieve
+from .retrieval import (
+    IndexedArticle,
+    LibraryArticle,
+    LibraryChange,
+    Retriever,
+    article_id,
+    ask,
+    retrieve,
+)
 from .text import is_english
 
 __all__ = [
+    "PROGRESS_DESC",
     "K_MAX",
     "K_MIN",
     "Answer",
@@ -35,16 +48,24 @@ __all__ = [
     "CorpusError",
     "Hit",
     "IndexCorruptError",
+    "IndexedArticle",
     "IndexFolderError",
     "InvalidArgumentError",
+    "LibraryBusyError",
     "LabelledQuestion",
+    "LibraryArticle",
+    "LibraryChange",
+    "LibraryError",
     "ModelError",
     "QuestionError",
     "RagError",
     "Retriever",
     "SetFigures",
+    "UnknownArticleError",
     "UnreadableFileError",
+    "UnsafePathError",
     "UpdateReport",
+    "article_id",
     "ask",
     "bundled_seeds_dir",
     "cache_dir",

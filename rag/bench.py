@@ -19,13 +19,20 @@ from __future__ import annotations
 
 from .chunking import chunk_articles
 from .corpus import load_folder
+from .distributed import import_ray, index_with_ray
 from .embedding import create_embedder
-from .index import CorpusIndex
+from .index import CorpusIndex, FileEntry
+from .milvus import EmbeddedFile, MilvusCorpusIndex
 from .sentences import chunk_sentences
 from .vectors import ExactFaissIndex
 
 __all__ = [
     "CorpusIndex",
+    "EmbeddedFile",
+    "FileEntry",
+    "MilvusCorpusIndex",
+    "import_ray",
+    "index_with_ray",
     "ExactFaissIndex",
     "chunk_articles",
     "chunk_sentences",

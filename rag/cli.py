@@ -25,6 +25,10 @@ from .retrieval import Retriever, clean_question
 ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
 
 
+# An index report names at most this many files per line (a library may add 100,000).
+LISTED_NAMES = 20
+
+
 def _show_warning(
     message: Warning | str,
     category: type[Warning],
@@ -83,6 +87,23 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Calibration file from `newsqa calibrate` (default: the one the index records).",
         ),
+        click.option(
+            "--backend",
+            type=click.Choice(["local", "milvus"]),
+            help="Where the library is stored: the local index folder (default) or Milvus "
+            '(pip install "newsqa[milvus]").',
+        ),
+        click.option(
+            "--milvus-uri",
+            help="Milvus to use: a local data file (./library.db, milvus-lite) or a server "
+            "(http://host:19530); default $NEWSQA_MILVUS_URI, else one under the user cache.",
+        ),
+        click.option(
+            "--milvus-token",
+            envvar="NEWSQA_MILVUS_TOKEN",
+            help="user:password or API key of a Milvus server (or $NEWSQA_MILVUS_TOKEN).",
+        ),
+        click.option("--collection", help="Milvus collection (default: one per folder)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -124,17 +145,34 @@ def main() -> None:
     "target", metavar="[FOLDER]", required=False, type=click.Path(file_okay=False, path_type=Path)
 )
 @config_options
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help='Index on a Ray cluster (with --backend milvus; pip install "newsqa[ray]").',
+)
+@click.option(
+    "--ray-address",
+    help="Ray cluster to join ('auto': the one this machine belongs to; default: start "
+    "a one-machine cluster).",
+)
 @_clean_errors
-def index(target: Path | None, **options: Any) -> None:
+def index(target: Path | None, use_ray: bool, ray_address: str | None, **options: Any) -> None:
     """Build or update the index of FOLDER (default: the bundled seeds)."""
     if target is not None:
         options["folder"] = target
     config = make_config(**options)
+    if use_ray or ray_address:
+        from .distributed import index_with_ray  # Ray only when asked for
+
+        ray_report = index_with_ray(config, address=ray_address, progress=sys.stderr.isatty())
+        click.echo(terminal_safe(ray_report.summary()))
+        return
     retriever = Retriever.from_config(config, progress=sys.stderr.isatty())
     report = retriever.last_update
+    where = config.index_path if config.backend == "local" else retriever.index.path
     click.echo(
-        f"index {config.index_path}: {len(retriever.index)} chunks from "
-        f"{len(retriever.index.files)} files"
+        f"index {where}: {len(retriever.index)} chunks from {len(retriever.index.files)} files"
     )
     if not retriever.index.files:
         click.echo(f"  the folder {config.corpus} holds no readable articles yet")
@@ -146,7 +184,9 @@ def index(target: Path | None, **options: Any) -> None:
         ("deleted", report.deleted),
     ):
         if names:
-            click.echo(terminal_safe(f"  {label}: {', '.join(names)}"))
+            shown = ", ".join(names[:LISTED_NAMES])
+            more = f" … and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else ""
+            click.echo(terminal_safe(f"  {label}: {shown}{more}"))
     for name, reason in report.skipped.items():
         click.echo(terminal_safe(f"  skipped: {name} ({reason})"))
     click.echo(f"  embedded {report.embedded} chunks, removed {report.removed}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,20 @@ def bundled_seeds_dir() -> Path:
 
 
 MODES = ("dense", "lexical", "hybrid")
+# How the sentence-transformers embedder runs the model (rag/onnx_runtime.py): PyTorch fp32,
+# ONNX Runtime fp32, or ONNX Runtime with int8 dynamic quantisation; "auto": onnx-int8
+# where onnxruntime and onnx are installed, else torch (with a warning).
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+# torch stays the default: onnx-int8 embeds 2.1x faster (bench/embedding.py, seed chunks)
+# and ties on the seeds (Hit@1 0.964, Hit@5 1.000), but found 3 of CMRC's 1,000 answers
+# one rank lower (Hit@1 0.925 -> 0.922; Hit@5 0.998 both), more than the one question allowed.
+DEFAULT_RUNTIME = "torch"
+# Where the second stage's sentence vectors come from: a separate embedding of each
+# sentence, or pooled from the chunk's own forward pass (rag/sentences.py).
+SENTENCE_VECTORS = ("separate", "pooled")
+DEFAULT_SENTENCE_VECTORS = "separate"
+# Index parameters recorded only when they differ from these values (older indexes lack them).
+IMPLIED_PARAMS = {"runtime": "torch", "sentence_vectors": "separate"}
 PATH_FIELDS = ("corpus_dir", "index_dir", "calibration")
 # How many passages a question may ask for: the one bound the library, CLI, chat and API share.
 K_MIN, K_MAX = 1, 20
@@ -91,6 +107,53 @@ def check_mode(mode: object) -> str:
     return mode
 
 
+BACKENDS = ("local", "milvus")
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
+
+
+def _is_server_uri(uri: str) -> bool:
+    return uri.lower().startswith(SERVER_SCHEMES)
+
+
+def check_backend(backend: object, milvus_uri: object, collection: object) -> None:
+    """Validate the storage settings.
+
+    Args:
+        backend: ``"local"`` or ``"milvus"``.
+        milvus_uri: ``None``, a local milvus-lite data file ending in ``.db`` or a server
+            URL (``http://host:19530``, ``https://…``, ``tcp://…``).
+        collection: ``None`` or a Milvus collection name (a letter or ``_``, then
+            letters, digits and ``_``, at most 255 characters).
+
+    Raises:
+        InvalidArgumentError: any of them is malformed.
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise InvalidArgumentError(
+            f"backend must be one of {', '.join(BACKENDS)}, not {_shown(backend)}"
+        )
+    if milvus_uri is not None and not (
+        isinstance(milvus_uri, str)
+        and (_is_server_uri(milvus_uri) or milvus_uri.strip().endswith(".db"))
+    ):
+        raise InvalidArgumentError(
+            "the Milvus URI must be a local data file ending in .db (milvus-lite) or a server "
+            f"URL such as http://host:19530, not {_shown(milvus_uri)}"
+        )
+    if collection is not None and not (
+        isinstance(collection, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", collection)
+    ):
+        raise InvalidArgumentError(
+            "a Milvus collection name is a letter or _ then letters, digits and _, "
+            f"not {_shown(collection)}"
+        )
+
+
+def onnx_installed() -> bool:
+    """Whether ONNX Runtime and onnx (its exporter's format) can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
 def _shown(value: object) -> str:
     """A bad argument as an error message names it: a number or short text as written,
     anything else (huge text, deep nesting from an API call) by its type only."""
@@ -128,6 +191,22 @@ class Config:
             parameter: changing it never rebuilds.
         max_question_chars: longer questions are truncated with a warning.
         batch_size: embedding batch size.
+        runtime: how the sentence-transformers embedder runs the model: ``"torch"``,
+            ``"onnx"`` or ``"onnx-int8"`` (ONNX Runtime, exported once from the local model;
+            needs ``onnxruntime``), or ``"auto"`` (``onnx-int8`` where it is installed,
+            else ``torch``). An index parameter (:attr:`effective_runtime`): vectors of
+            different runtimes are never mixed.
+        sentence_vectors: ``"separate"`` (each sentence embedded on its own) or
+            ``"pooled"`` (pooled from its chunk's forward pass: one embedding pass).
+        backend: where the library is stored: ``"local"`` (the FAISS + bm25s index
+            folder) or ``"milvus"`` (a Milvus collection, ``pip install "newsqa[milvus]"``).
+        milvus_uri: the Milvus to use: a local data file ``./library.db`` (milvus-lite,
+            in-process) or a server ``http://host:19530``; ``None``: ``$NEWSQA_MILVUS_URI``,
+            else ``library.db`` under :func:`cache_dir`.
+        milvus_token: ``user:password`` or an API key for a Milvus server (default:
+            ``$NEWSQA_MILVUS_TOKEN``).
+        collection: the Milvus collection of this library (default: one per corpus and
+            settings, as the index folder).
     """
 
     corpus_dir: Path | None = None
@@ -149,14 +228,30 @@ class Config:
     calibration: Path | None = None
     max_question_chars: int = 2000
     batch_size: int = 32
+    runtime: str = DEFAULT_RUNTIME
+    sentence_vectors: str = DEFAULT_SENTENCE_VECTORS
+    backend: str = "local"
+    milvus_uri: str | None = None
+    milvus_token: str | None = None
+    collection: str | None = None
 
     def __post_init__(self) -> None:
+        check_backend(self.backend, self.milvus_uri, self.collection)
         if self.chunk_size < 50:
             raise InvalidArgumentError("chunk_size must be at least 50 characters")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise InvalidArgumentError("chunk_overlap must be between 0 and chunk_size")
         check_k(self.k)
         check_mode(self.mode)
+        if self.runtime not in RUNTIMES:
+            raise InvalidArgumentError(
+                f"runtime must be one of {', '.join(RUNTIMES)}, not {_shown(self.runtime)}"
+            )
+        if self.sentence_vectors not in SENTENCE_VECTORS:
+            raise InvalidArgumentError(
+                f"sentence_vectors must be one of {', '.join(SENTENCE_VECTORS)}, "
+                f"not {_shown(self.sentence_vectors)}"
+            )
 
     @property
     def corpus(self) -> Path:
@@ -174,6 +269,33 @@ class Config:
         tag = hashlib.sha1(key.encode()).hexdigest()[:10]
         return cache_dir() / "indexes" / f"{corpus.name}-{tag}"
 
+    @property
+    def milvus_target(self) -> str:
+        """The Milvus URI in use: ``milvus_uri``, ``$NEWSQA_MILVUS_URI``, else a local file."""
+        uri = self.milvus_uri or os.environ.get("NEWSQA_MILVUS_URI")
+        if uri:
+            check_backend("milvus", uri, None)
+            return uri if _is_server_uri(uri) else str(Path(uri).expanduser().resolve())
+        return str(cache_dir() / "milvus" / "library.db")
+
+    @property
+    def collection_name(self) -> str:
+        """The Milvus collection of this library (one per corpus and settings by default)."""
+        if self.collection:
+            return self.collection
+        name = re.sub(r"[^0-9A-Za-z_]", "_", self.corpus.name)[:40]
+        key = json.dumps([str(self.corpus), self.index_params()], sort_keys=True)
+        tag = hashlib.sha1(key.encode()).hexdigest()[:10]
+        return f"newsqa_{name}_{tag}"
+
+    @property
+    def effective_runtime(self) -> str:
+        """The runtime in use: ``runtime``, with ``"auto"`` resolved to ``"onnx-int8"``
+        where onnxruntime and onnx are installed and to ``"torch"`` elsewhere."""
+        if self.runtime != "auto":
+            return self.runtime
+        return "onnx-int8" if onnx_installed() else "torch"
+
     def with_(self, **changes: Any) -> Config:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -190,6 +312,14 @@ class Config:
             "vector_backend": self.vector_backend,
             "lexical_backend": self.lexical_backend,
             "lexical_tokenizer": self.lexical_tokenizer,
+            # recorded only when not torch / separate, so indexes built before these
+            # choices existed (torch, separate) stay valid
+            **({"runtime": runtime} if (runtime := self.effective_runtime) != "torch" else {}),
+            **(
+                {"sentence_vectors": self.sentence_vectors}
+                if self.sentence_vectors != "separate"
+                else {}
+            ),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import codecs
 import errno
+import hashlib
+import json
 import os
 import re
 import stat
+import time
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from .errors import CorpusError, UnreadableFileError
+from .config import Config, cache_dir
+from .errors import CorpusError, LibraryError, UnreadableFileError, UnsafePathError
 from .records import LONG_LINE, Article
 from .text import load_jieba
 
@@ -169,7 +174,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
+def scan_corpus(
+    folder: Path, exclude: Path | None = None, left_out: Collection[str] = ()
+) -> CorpusScan:
     """Every readable article file (a type in :data:`SUFFIXES`) below ``folder``, sorted.
 
     The folder is walked without following symlinks. Entries that look like articles
@@ -187,6 +194,8 @@ def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
         folder: the corpus folder.
         exclude: a folder inside ``folder`` never to be read (the index folder, when a
             user put it there); it is skipped silently.
+        left_out: names of files excluded from the library (:class:`LibraryRecord`):
+            listed in ``skipped`` with :data:`EXCLUDED_REASON` instead of ``files``.
 
     Returns:
         The article files by citable name, and the skipped entries with their reasons.
@@ -229,6 +238,9 @@ def scan_corpus(folder: Path, exclude: Path | None = None) -> CorpusScan:
         else:
             real[target] = name
             scan.files[name] = target
+    for name in set(left_out) & set(scan.files):
+        del scan.files[name]
+        scan.skipped[name] = EXCLUDED_REASON
     scan.files = dict(sorted(scan.files.items()))
     scan.skipped = dict(sorted(scan.skipped.items()))
     return scan
@@ -1359,3 +1371,166 @@ FORMAT_NAMES = {
     ".csv": "CSV",
     ".tsv": "TSV",
 }
+
+
+# ----------------------------------------------------------------------------- the library
+
+EXCLUDED_REASON = "excluded from the library (restore it in the chat's library tab)"
+LIBRARY_RECORD_VERSION = 1
+
+
+def library_record_path(config: Config) -> Path:
+    """Where the library's record of ``config.corpus`` lives: beside its index, in the cache.
+
+    With an index folder given, the record sits beside it (``<index>.library.json``);
+    otherwise in the cache's ``indexes`` folder, one per article folder whatever the
+    index settings, so exclusions hold for every index of the folder.
+
+    Args:
+        config: the shared configuration.
+
+    Returns:
+        The record's path (it may not exist yet).
+    """
+    if config.index_dir is not None:
+        index = config.index_path
+        return index.with_name(f"{index.name}.library.json")
+    corpus = config.corpus
+    tag = hashlib.sha1(str(corpus).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return cache_dir() / "indexes" / f"{corpus.name}-{tag}.library.json"
+
+
+@dataclass
+class LibraryRecord:
+    """What the library knows of its folder beyond the files: which it stored, which to leave out.
+
+    Kept in one JSON file under the cache (:func:`library_record_path`), never in the
+    article folder.
+
+    Attributes:
+        path: the record file.
+        uploaded: files the chat stored (name -> SHA-256 of the bytes written); such a
+            file, still holding those bytes, is deleted when removed from the library.
+        excluded: files left out of the library (name -> ``{"titles": [...],
+            "excluded_at": epoch seconds}``); they stay on disk and can be restored.
+    """
+
+    path: Path
+    uploaded: dict[str, str] = field(default_factory=dict)
+    excluded: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> LibraryRecord:
+        """The record at ``path`` (an empty one when there is none yet).
+
+        A damaged record is read as empty, with a :class:`LibraryRecordWarning`: excluded
+        files then come back into the library rather than the library being unusable.
+
+        Args:
+            path: the record file.
+
+        Returns:
+            The record.
+        """
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"library record {path}: {exc}; ignored", LibraryRecordWarning, 2)
+            return cls(path)
+        uploaded, excluded = (
+            data.get(key) if isinstance(data, dict) else None for key in ("uploaded", "excluded")
+        )
+        if not isinstance(uploaded, dict) or not isinstance(excluded, dict):
+            warnings.warn(f"library record {path} is malformed; ignored", LibraryRecordWarning, 2)
+            return cls(path)
+        return cls(
+            path,
+            {str(k): str(v) for k, v in uploaded.items()},
+            {str(k): v if isinstance(v, dict) else {} for k, v in excluded.items()},
+        )
+
+    def save(self, corpus: Path) -> None:
+        """Write the record atomically (a temporary file renamed into place).
+
+        Args:
+            corpus: the article folder (resolved), which the record must lie outside of.
+
+        Raises:
+            LibraryError: the record would lie in the article folder, or cannot be written.
+        """
+        target = self.path.expanduser().resolve()
+        if target.is_relative_to(corpus):
+            raise LibraryError(
+                f"the library record {target} would lie inside the article folder {corpus}: "
+                "choose an index folder outside it"
+            )
+        data = {
+            "version": LIBRARY_RECORD_VERSION,
+            "uploaded": dict(sorted(self.uploaded.items())),
+            "excluded": dict(sorted(self.excluded.items())),
+        }
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise LibraryError(
+                f"the library record {target} cannot be written ({_why(exc)})"
+            ) from exc
+
+
+class LibraryRecordWarning(UserWarning):
+    """The library's record was damaged and has been ignored."""
+
+
+def excluded_files(config: Config) -> set[str]:
+    """The names of the files excluded from ``config.corpus``'s library."""
+    return set(LibraryRecord.load(library_record_path(config)).excluded)
+
+
+def library_file(folder: Path, name: object) -> tuple[str, Path]:
+    """A file a user names, confined to the article folder: its citable name and path.
+
+    The name is taken as a path relative to ``folder`` (``/`` or ``\\`` separated);
+    ``.`` parts are dropped. Whether the file exists or is in the library is not
+    checked here.
+
+    Args:
+        folder: the article folder.
+        name: what the user gave (from the page or the API: any value).
+
+    Returns:
+        The name as the library cites it (POSIX, relative) and the path to it inside
+        ``folder`` (not resolved: a link inside the folder stays a link).
+
+    Raises:
+        UnsafePathError: not text, empty, absolute, with a ``..`` part or a NUL, or
+            leading (through a symbolic link) outside ``folder`` or to ``folder`` itself.
+    """
+    if not isinstance(name, str):
+        raise UnsafePathError(f"a file name must be text, not {type(name).__name__}")
+    shown = _shown(name)[:200]
+    if not name or "\x00" in name or len(name) > 4096 or not _valid_utf8(name):
+        raise UnsafePathError(f"{shown!r} is not a usable file name")
+    for form in (name, name.replace("\\", "/")):
+        pure = PurePosixPath(form)
+        if form.startswith("/") or re.match(r"^[A-Za-z]:", form) or ".." in pure.parts:
+            raise UnsafePathError(
+                f"{shown!r} is not a file inside the article folder (give its name there)"
+            )
+    parts = [part for part in PurePosixPath(name).parts if part != "."]
+    if not parts:
+        raise UnsafePathError(f"{shown!r} is not a usable file name")
+    root = folder.expanduser().resolve()
+    path = root.joinpath(*parts)
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise UnsafePathError(f"{shown!r} cannot be resolved ({exc})") from exc
+    if resolved == root or not resolved.is_relative_to(root):
+        raise UnsafePathError(f"{shown!r} leads outside the article folder")
+    return "/".join(parts), path

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import unicodedata
+import warnings
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,10 @@ DEFAULT_TOKEN_BUDGET = 1024
 QUERY_CACHE_SIZE = 1024
 MAX_WORKERS = 8
 WORKER_NICENESS = 10  # passage-embedding workers yield the CPU to questions (nice +10)
+
+
+# Character spans of one text: ``(start, end)`` offsets, e.g. of its sentences.
+Spans = list[tuple[int, int]]
 
 
 class QueryCache:
@@ -137,6 +142,66 @@ class Embedder:
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Embed passages. Returns an ``(n, dim)`` float32 array of unit vectors."""
         raise NotImplementedError
+
+    def encode_passages_with_spans(
+        self, texts: list[str], spans: list[Spans], progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed passages and, for each, some character spans of it (its sentences).
+
+        This version embeds each span's text as a passage of its own (a second pass);
+        embedders that see token states pool each span from its passage's own forward
+        pass instead (:meth:`SentenceTransformerEmbedder.encode_passages_with_spans`).
+
+        Args:
+            texts: the passages (without prefix).
+            spans: for each passage, ``(start, end)`` character offsets into it.
+            progress: show progress bars.
+
+        Returns:
+            The ``(n, dim)`` passage vectors and, per passage, a ``(len(spans[i]), dim)``
+            float32 array of unit vectors, one per span.
+        """
+        vectors = self.encode_passages(texts, progress)
+        pieces = [text[a:b] for text, group in zip(texts, spans, strict=True) for a, b in group]
+        flat = self.encode_passages(pieces, progress)
+        return vectors, split_rows(flat, [len(group) for group in spans])
+
+
+def split_rows(matrix: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+    """``matrix`` cut into consecutive blocks of ``counts`` rows."""
+    offsets = np.cumsum([0, *counts])
+    return [matrix[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def pool_spans(
+    states: np.ndarray, mask: np.ndarray, offsets: np.ndarray, spans: Spans
+) -> np.ndarray:
+    """Mean-pool one text's token states over character spans, as unit vectors.
+
+    A token belongs to a span when its characters overlap it; special and padding
+    tokens (empty offsets, or masked) belong to none.
+
+    Args:
+        states: ``(tokens, dim)`` token states of the text.
+        mask: ``(tokens,)`` attention mask (1 for real tokens).
+        offsets: ``(tokens, 2)`` character offsets of each token into the text.
+        spans: ``(start, end)`` character offsets into the text.
+
+    Returns:
+        A ``(len(spans), dim)`` float32 array; a span no token covers (cut off by
+        truncation) is a row of NaN, for the caller to embed otherwise.
+    """
+    out = np.full((len(spans), states.shape[-1]), np.nan, dtype=np.float32)
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    real = (np.asarray(mask) > 0) & (ends > starts)
+    for row, (a, b) in enumerate(spans):
+        inside = real & (starts < b) & (ends > a)
+        if inside.any():
+            vector = states[inside].astype(np.float32).mean(axis=0)
+            norm = float(np.linalg.norm(vector))
+            if norm:
+                out[row] = vector / norm
+    return out
 
 
 def family_prefixes(model: str) -> tuple[str, str]:
@@ -237,16 +302,72 @@ class SentenceTransformerEmbedder(Embedder):
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts], progress=progress)
 
+    runtime = "torch"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's (fast) tokenizer."""
+        return self.model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input in tokens; longer texts are truncated."""
+        return int(self.model.max_seq_length or 512)
+
     def token_lengths(self, texts: list[str]) -> list[int]:
         """Token count of each text as the model sees it (special tokens, truncation)."""
-        encoded = self.model.tokenizer(
+        encoded = self.tokenizer(
             texts,
             truncation=True,
-            max_length=self.model.max_seq_length,
+            max_length=self.max_seq_length,
             return_attention_mask=False,
             return_token_type_ids=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
+
+    def encode_passages_with_spans(
+        self, texts: list[str], spans: list[Spans], progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed passages and pool each span's token states from the same forward pass.
+
+        Each passage vector is exactly :meth:`encode_passages`'; a span's vector is the
+        mean of the passage's token states over the tokens overlapping it (a span cut off
+        by truncation is embedded on its own instead).
+
+        Args:
+            texts: the passages (without prefix).
+            spans: for each passage, ``(start, end)`` character offsets into it.
+            progress: show progress bars.
+
+        Returns:
+            The ``(n, dim)`` passage vectors and, per passage, its spans' unit vectors.
+        """
+        shift = len(self.passage_prefix)
+        prefixed = [self.passage_prefix + t for t in texts]
+        shifted = [[(a + shift, b + shift) for a, b in group] for group in spans]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        if not texts:
+            return out, pooled
+        batches = plan_batches(self.token_lengths(prefixed), self.token_budget, self.batch_size)
+        items = (
+            (
+                self._preprocess([prefixed[i] for i in batch], offsets=True),
+                [shifted[i] for i in batch],
+            )
+            for batch in batches
+        )
+        results = self._map(self._forward_spans, items, len(batches), progress)
+        for batch, (vectors, span_vectors) in zip(batches, results, strict=True):
+            out[batch] = vectors
+            for i, matrix in zip(batch, span_vectors, strict=True):
+                pooled[i] = matrix
+        lost = [(i, row) for i, m in enumerate(pooled) for row in np.flatnonzero(np.isnan(m[:, 0]))]
+        if lost:  # sentences past the truncation: embedded on their own
+            pieces = [texts[i][slice(*spans[i][row])] for i, row in lost]
+            for (i, row), vector in zip(lost, self.encode_passages(pieces), strict=True):
+                pooled[i][row] = vector
+        return out, pooled
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -261,21 +382,43 @@ class SentenceTransformerEmbedder(Embedder):
         self, texts: list[str], batches: list[list[int]], progress: bool
     ) -> Iterator[np.ndarray]:
         """Vectors of each batch, in order; tokenised here, run on the worker threads."""
+        features = (self._preprocess([texts[i] for i in batch]) for batch in batches)
+        return self._map(self._forward, features, len(batches), progress)
+
+    def _map(
+        self, fn: Callable[[Any], Any], items: Iterator[Any], total: int, progress: bool
+    ) -> Iterator[Any]:
+        """``fn`` of each item, in order, on the worker threads (the items are made here:
+        the tokenizer is not thread-safe, so only the forward passes run in parallel)."""
         from tqdm.auto import tqdm
 
-        # the tokenizer is not thread-safe: only the forward passes run in parallel
-        features = (self._preprocess([texts[i] for i in batch]) for batch in batches)
-        with tqdm(total=len(batches), desc="Batches", disable=not progress) as bar:
-            if self.workers == 1 or len(batches) == 1:
-                results: Iterator[np.ndarray] = map(self._forward, features)
+        with tqdm(total=total, desc="Batches", disable=not progress) as bar:
+            if self.workers == 1 or total == 1:
+                results: Iterator[Any] = map(fn, items)
             else:
-                pool = ThreadPoolExecutor(self.workers, initializer=_single_thread_worker)
-                results = _bounded_map(pool, self._forward, features, 2 * self.workers)
-            for vectors in results:
+                pool = ThreadPoolExecutor(self.workers, initializer=self._worker_setup)
+                results = _bounded_map(pool, fn, items, 2 * self.workers)
+            for result in results:
                 bar.update()
-                yield vectors
+                yield result
 
-    def _preprocess(self, texts: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _worker_setup() -> None:
+        _single_thread_worker()
+
+    def _preprocess(self, texts: list[str], offsets: bool = False) -> dict[str, Any]:
+        if offsets:  # the model's own tokenisation, plus each token's character offsets
+            encoded = self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+                return_offsets_mapping=True,
+            )
+            features = dict(encoded)
+            features["offset_mapping"] = features["offset_mapping"].numpy()
+            return features
         preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
         return dict(preprocess(texts))
 
@@ -286,6 +429,24 @@ class SentenceTransformerEmbedder(Embedder):
             vectors = self.model(features)["sentence_embedding"]
             vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
         return vectors.numpy()
+
+    def _forward_spans(
+        self, item: tuple[dict[str, Any], list[Spans]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One batch's passage vectors and its passages' pooled span vectors."""
+        import torch
+
+        features, spans = item
+        offsets = features.pop("offset_mapping")
+        with torch.inference_mode():
+            output = self.model(features)
+            vectors = torch.nn.functional.normalize(output["sentence_embedding"].float(), dim=1)
+            states = output["token_embeddings"].float().numpy()
+        mask = features["attention_mask"].numpy()
+        pooled = [
+            pool_spans(states[i], mask[i], offsets[i], group) for i, group in enumerate(spans)
+        ]
+        return vectors.numpy(), pooled
 
 
 def _single_thread_worker() -> None:
@@ -298,6 +459,11 @@ def _single_thread_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    lower_worker_priority()
+
+
+def lower_worker_priority() -> None:
+    """Lower the calling thread's CPU priority by :data:`WORKER_NICENESS` (Linux)."""
     with contextlib.suppress(AttributeError, OSError):  # Linux: per-thread niceness
         thread = threading.get_native_id()
         niceness = os.getpriority(os.PRIO_PROCESS, thread)
@@ -401,13 +567,36 @@ def create_embedder(config: Config) -> Embedder:
     Returns:
         A ready embedder (the model is loaded once per process and cached).
     """
+    runtime = config.effective_runtime
+    if (
+        config.runtime == "auto"
+        and runtime == "torch"
+        and config.embedder == "sentence-transformers"
+    ):
+        _warn_torch_fallback()
     return _cached_embedder(
         config.embedder,
         config.model,
         config.query_prefix,
         config.passage_prefix,
         config.batch_size,
+        runtime,
     )
+
+
+@lru_cache(maxsize=1)
+def _warn_torch_fallback() -> None:
+    """Say once per process that ``runtime="auto"`` fell back to PyTorch."""
+    warnings.warn(
+        "onnxruntime is not installed: embedding on PyTorch (slower); "
+        'pip install "newsqa[onnx]" for the int8 ONNX runtime',
+        RuntimeFallbackWarning,
+        stacklevel=3,
+    )
+
+
+class RuntimeFallbackWarning(UserWarning):
+    """``runtime="auto"`` runs on PyTorch, as ONNX Runtime is not installed."""
 
 
 @lru_cache(maxsize=4)
@@ -417,7 +606,14 @@ def _cached_embedder(
     query_prefix: str | None,
     passage_prefix: str | None,
     batch_size: int,
+    runtime: str = "torch",
 ) -> Embedder:
+    if name == "sentence-transformers" and runtime != "torch":
+        # the same model on ONNX Runtime (raises ImportError naming the pip line when
+        # onnxruntime is missing: the runtime was asked for, so no silent fallback)
+        from .onnx_runtime import OnnxEmbedder
+
+        return OnnxEmbedder(model, query_prefix, passage_prefix, batch_size, runtime=runtime)
     cls = embedder_class(name)
     return cls(model, query_prefix, passage_prefix, batch_size)  # type: ignore[call-arg]
 

@@ -33,3 +33,17 @@ class InvalidArgumentError(RagError, ValueError):
 
 class IndexFolderError(RagError):
     """The index folder cannot be used without touching files newsqa did not write there."""
+
+
+class LibraryError(RagError):
+    """A change to the article library cannot be made (the file is excluded already, the
+    library's record cannot be written, ...)."""
+
+
+class UnknownArticleError(LibraryError):
+    """A file named by a user is not in the library (neither indexed nor excluded)."""
+
+
+class UnsafePathError(LibraryError, ValueError):
+    """A file name from a user leads outside the article folder (``..``, an absolute
+    path, a symbolic link out) or is no usable name at all."""

@@ -23,17 +23,17 @@ from tqdm.auto import tqdm
 
 from .calibration import Calibration, resolve_calibration
 from .chunking import chunk_articles
-from .config import Config
-from .corpus import SkippedFileWarning, load_bytes, read_file, scan_corpus
+from .config import IMPLIED_PARAMS, Config
+from .corpus import SkippedFileWarning, excluded_files, load_bytes, read_file, scan_corpus
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexFolderError, InvalidArgumentError, UnreadableFileError
 from .lexical import LexicalIndex, create_lexical_index
 from .records import Chunk
-from .sentences import SentenceVectors, chunk_sentences
+from .sentences import SentenceVectors, embed_chunks
 from .text import fold
 from .vectors import VectorIndex, create_vector_index
 
-FORMAT_VERSION = 7  # bump when chunking, tokenising or a component file changes
+FORMAT_VERSION = 8  # bump when chunking, tokenising or a component file changes
 # Files earlier formats wrote: still ours, so an old index is recognised, rebuilt and
 # cleaned up rather than refused as a folder holding foreign files.
 FORMER_FILE_NAMES = ("lexical_tokens.jsonl",)
@@ -42,8 +42,10 @@ BATCH_CHUNKS = 2048
 # A long build saves a checkpoint this often (or 4x the last save's time, if longer),
 # so a killed build resumes from there; saving rewrites the whole index folder.
 CHECKPOINT_SECONDS = 120.0
+PROGRESS_DESC = "Indexing"  # the files progress bar (the chat's status line looks for it)
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
+SHARED_FIELDS = ("file", "title", "byline", "unit", "date")  # the same in all of a file's chunks
 
 
 class IndexRebuildWarning(UserWarning):
@@ -241,7 +243,7 @@ class CorpusIndex:
                 CHUNKS,
                 self.vectors.file_name,
                 *self.lexical.file_names,
-                self.sentences.file_name,
+                *self.sentences.file_names,
                 *FORMER_FILE_NAMES,
             )
         )
@@ -400,10 +402,13 @@ class CorpusIndex:
                     f"{name} does not match its checksum (truncated or altered)"
                 )
         chunks: dict[int, Chunk] = {}
+        shared: dict[str, str] = {}  # an article's chunks share one copy of its title etc.
         with (self.path / CHUNKS).open(encoding="utf-8") as handle:
             for line in handle:
                 record = json.loads(line)
                 vid = int(record.pop("vid"))
+                for key in SHARED_FIELDS:
+                    record[key] = shared.setdefault(record[key], record[key])
                 chunks[vid] = Chunk.from_dict(record)
         self.vectors.load(self.path / self.vectors.file_name)
         self.lexical.load(self.path)
@@ -437,19 +442,21 @@ class CorpusIndex:
         Yields:
             The changes of up to :data:`BATCH_CHUNKS` new chunks (at least one batch).
         """
-        scan = scan_corpus(self.config.corpus, exclude=self.path)
+        left_out = excluded_files(self.config)  # removed from the library, kept on disk
+        scan = scan_corpus(self.config.corpus, exclude=self.path, left_out=left_out)
         deleted = sorted(set(self.files) - set(scan.files))
         batch = _Batch(UpdateReport(skipped=dict(scan.skipped), deleted=deleted))
         batch.stale = [vid for name in deleted for vid in self.files[name].chunk_ids]
         next_id = self.next_id
-        files = tqdm(
-            scan.files.items(),
+        bar = tqdm(  # advanced as batches are embedded: its rate and ETA are the build's
             total=len(scan.files),
-            desc="Indexing",
+            desc=PROGRESS_DESC,
             unit="file",
             disable=not progress or not scan.files,
         )
-        for name, path in files:
+        read = 0  # files read into the current batch
+        for name, path in scan.files.items():
+            read += 1
             entry = self.files.get(name)
             try:
                 stat = path.stat()
@@ -482,9 +489,15 @@ class CorpusIndex:
             else:
                 batch.report.added.append(name)
             if len(batch.chunks) >= BATCH_CHUNKS:
-                yield self._embedded(batch, next_id, progress, last=False)
+                pending = self._embedded(batch, next_id, progress, last=False)
+                bar.update(read)
+                read = 0
+                yield pending
                 batch = _Batch(UpdateReport())
-        yield self._embedded(batch, next_id, progress, last=True)
+        pending = self._embedded(batch, next_id, progress, last=True)
+        bar.update(read)
+        bar.close()
+        yield pending
 
     def _embedded(self, batch: _Batch, next_id: int, progress: bool, last: bool) -> PendingChanges:
         """The batch's chunks embedded (passages and sentences) and staged for the lexical index."""
@@ -492,10 +505,8 @@ class CorpusIndex:
             [vid for e in batch.entries.values() for vid in e.chunk_ids], dtype=np.int64
         )
         texts = [c.embed_text for c in batch.chunks]
-        vectors = self.embedder.encode_passages(texts, progress)
-        sentences = [chunk_sentences(c) for c in batch.chunks]
-        sentence_vectors = self.embedder.encode_passages(
-            [s for group in sentences for s in group], progress
+        vectors, sentence_counts, sentence_vectors = embed_chunks(
+            self.embedder, batch.chunks, self.config.sentence_vectors, progress
         )
         batch.report.embedded = len(batch.chunks)
         by_article: dict[tuple[str, int], list[Chunk]] = {}
@@ -510,7 +521,7 @@ class CorpusIndex:
             chunks=batch.chunks,
             ids=ids,
             vectors=vectors,
-            sentence_counts=[len(group) for group in sentences],
+            sentence_counts=sentence_counts,
             sentence_vectors=sentence_vectors,
             lexical=self.lexical.stage(
                 np.asarray(batch.stale, dtype=np.int64), ids, texts, build=last
@@ -579,7 +590,7 @@ class CorpusIndex:
                 CHUNKS,
                 self.vectors.file_name,
                 *self.lexical.file_names,
-                self.sentences.file_name,
+                *self.sentences.file_names,
             )
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -790,8 +801,9 @@ def _recorded_calibration(manifest: dict[str, Any], path: Path) -> Calibration |
 def _describe_param_change(saved: dict[str, Any], config: Config) -> str:
     current = config.index_params()
     changes = [
-        f"{key} {saved.get(key)!r} → {current[key]!r}"
-        for key in current
-        if saved.get(key) != current[key]
+        f"{key} {saved.get(key, IMPLIED_PARAMS.get(key))!r} → "
+        f"{current.get(key, IMPLIED_PARAMS.get(key))!r}"
+        for key in dict.fromkeys([*current, *saved])
+        if saved.get(key) != current.get(key)
     ]
     return "settings changed (" + ", ".join(changes) + ")"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexCorruptError, RagError
+from .sentences import write_rows
 from .text import TOKENIZERS, tokenize
 
 try:
@@ -205,15 +206,7 @@ class BM25sIndex(LexicalIndex):
             (len(self._docs[int(v)]) for v in self._ids), dtype=np.int64, count=len(self._ids)
         )
         tokens_path = folder / self.file_names[0]
-        flat = np.lib.format.open_memmap(
-            tokens_path, mode="w+", dtype=np.int32, shape=(int(lengths.sum()),)
-        )
-        offset = 0
-        for vid, length in zip(self._ids.tolist(), lengths.tolist(), strict=True):
-            flat[offset : offset + length] = self._docs[vid]
-            offset += length
-        flat.flush()
-        del flat
+        write_rows(tokens_path, (self._docs[v] for v in self._ids.tolist()), 0, np.int32)
         vocab = sorted(self._vocab, key=self._vocab.__getitem__)
         empty = np.zeros(0, dtype=np.float32)
         with (folder / self.file_names[1]).open("wb") as handle:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
+import time
 import unicodedata
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .answer import Answer, decide, threshold_kind
 from .calibration import Calibration, CandidateFeatures, resolve_calibration
 from .config import Config, check_k, check_mode
-from .corpus import load_bytes
+from .corpus import LibraryRecord, library_file, library_record_path, load_bytes
 from .embedding import Embedder, create_embedder
-from .errors import CorpusError, QuestionError, UnreadableFileError
+from .errors import (
+    CorpusError,
+    InvalidArgumentError,
+    LibraryError,
+    QuestionError,
+    UnknownArticleError,
+    UnreadableFileError,
+)
 from .index import CorpusIndex, UpdateReport
 from .ranking import (
     Candidate,
@@ -36,6 +47,9 @@ from .text import (
     normalise_query,
     tokenize,
 )
+
+if TYPE_CHECKING:
+    from .milvus import MilvusCorpusIndex
 
 NO_SEARCHABLE_WORD = "问题里没有可以检索的词 (the question has no word to search for)"
 
@@ -78,6 +92,27 @@ def clean_question(question: str, max_chars: int) -> str:
 WARM_UP_QUESTION = "哈尔滨市的项目总投资是多少？"  # names a place, asks an amount: every stage runs
 
 
+def open_index(
+    config: Config, embedder: Embedder, progress: bool = False
+) -> tuple[CorpusIndex | MilvusCorpusIndex, UpdateReport]:
+    """Open the library's index on the backend ``config.backend`` names (the one place
+    the backend is chosen): the local index folder, or a Milvus collection.
+
+    Args:
+        config: the shared configuration.
+        embedder: the embedder the index is (to be) built with.
+        progress: show a progress bar while embedding.
+
+    Returns:
+        The up-to-date index and what opening it did.
+    """
+    if config.backend == "milvus":
+        from .milvus import MilvusCorpusIndex  # pymilvus only when asked for
+
+        return MilvusCorpusIndex.open(config, embedder, progress=progress)
+    return CorpusIndex.open(config, embedder, progress=progress)
+
+
 class Retriever:
     """Answers questions over one corpus folder with cited passages.
 
@@ -85,12 +120,15 @@ class Retriever:
     folder's index and keeps the model and index in memory.
     """
 
-    def __init__(self, config: Config, embedder: Embedder, index: CorpusIndex) -> None:
+    def __init__(
+        self, config: Config, embedder: Embedder, index: CorpusIndex | MilvusCorpusIndex
+    ) -> None:
         self.config = config
         self.embedder = embedder
         self.index = index
         self.last_update = UpdateReport()
         self._lock = threading.RLock()
+        self._library_lock = threading.Lock()  # one library change (record + update) at a time
         self.calibration = resolve_calibration(config.calibration, index.calibration)
 
     @classmethod
@@ -109,7 +147,7 @@ class Retriever:
                 f"article folder not found: {config.corpus} (give an existing folder of articles)"
             )
         embedder = create_embedder(config)
-        index, report = CorpusIndex.open(config, embedder, progress=progress)
+        index, report = open_index(config, embedder, progress)
         retriever = cls(config, embedder, index)
         retriever.last_update = report
         return retriever
@@ -156,7 +194,8 @@ class Retriever:
             progress: show a progress bar while embedding.
 
         Returns:
-            What the update did; ``added`` names the stored file.
+            What the update did; ``added`` names the stored file. The library records the
+            file as uploaded (:meth:`remove_article` then deletes it).
 
         Raises:
             UnreadableFileError: bad name, wrong type, binary, undecodable, empty or
@@ -175,11 +214,14 @@ class Retriever:
                 tmp = target.with_name(f".{target.name}.part")
                 tmp.write_bytes(data)
                 os.replace(tmp, target)
+            self._note_upload(target.name, hashlib.sha256(data).hexdigest())
             return self.update(progress=progress)
         except BaseException as exc:
             for created in (tmp, target):
                 if created is not None:
                     created.unlink(missing_ok=True)
+            if target is not None:
+                self._note_upload(target.name, None)
             if isinstance(exc, OSError):
                 raise UnreadableFileError(f"{name}: cannot be stored ({exc.strerror})") from exc
             raise
@@ -199,12 +241,244 @@ class Retriever:
         """Forget cached question vectors (e.g. before timing a run of questions)."""
         self.embedder.query_cache.clear()
 
+    # ------------------------------------------------------------------ the library
+
+    def library(self) -> list[LibraryArticle]:
+        """Every file of the library, by name: the indexed ones and the excluded ones.
+
+        Returns:
+            One record per file (title, date, size, chunks, when indexed, whether the
+            chat stored it, whether it is excluded); an excluded file no longer in the
+            folder is left out.
+        """
+        record = self._library_record()
+        rows: list[LibraryArticle] = []
+        with self._lock:
+            for name, entry in self.index.files.items():
+                firsts: dict[int, Chunk] = {}
+                for vid in entry.chunk_ids:
+                    chunk = self.index.chunks.get(vid)
+                    if chunk is not None:
+                        firsts.setdefault(chunk.article_index, chunk)
+                ordered = [firsts[i] for i in sorted(firsts)]
+                rows.append(
+                    LibraryArticle(
+                        file=name,
+                        titles=tuple(c.title for c in ordered),
+                        date=next((c.date for c in ordered if c.date), ""),
+                        size=entry.size,
+                        chunks=len(entry.chunk_ids),
+                        indexed_at=entry.indexed_at,
+                        uploaded=bool(entry.sha256) and record.uploaded.get(name) == entry.sha256,
+                    )
+                )
+            indexed = set(self.index.files)
+        for name, info in record.excluded.items():
+            try:
+                path = library_file(self.config.corpus, name)[1]
+                size = path.stat().st_size if path.is_file() else -1
+            except (LibraryError, OSError):
+                continue
+            if name in indexed or size < 0:
+                continue
+            rows.append(
+                LibraryArticle(
+                    file=name,
+                    titles=tuple(str(t) for t in info.get("titles", ()) if isinstance(t, str)),
+                    date=str(info.get("date", "")),
+                    size=size,
+                    chunks=0,
+                    indexed_at=0.0,
+                    excluded=True,
+                )
+            )
+        return sorted(rows, key=lambda row: row.file)
+
+    def remove_article(self, file: str) -> LibraryChange:
+        """Take a file out of the library; its passages leave the index at once.
+
+        A file the chat stored (:meth:`add_document`) and still holding the bytes it
+        wrote is deleted from the folder; any other file stays on disk and is excluded:
+        listed by :meth:`library`, skipped by every later update (also ``newsqa index``)
+        and brought back by :meth:`restore_article`.
+
+        Args:
+            file: the file's name in the library (as :meth:`library` lists it).
+
+        Returns:
+            What was done (``deleted`` or ``excluded``) and the update's report.
+
+        Raises:
+            UnsafePathError: the name leads outside the article folder.
+            UnknownArticleError: no indexed file has this name.
+            LibraryError: the file is excluded already, or the change cannot be saved.
+        """
+        with self._library_lock:
+            name, path = library_file(self.config.corpus, file)
+            record = self._library_record()
+            if name in record.excluded:
+                raise LibraryError(f"{name} is excluded already (restore it to bring it back)")
+            with self._lock:
+                indexed = name in self.index.files
+            if not indexed:
+                raise UnknownArticleError(f"{name} is not in the library")
+            if _holds(path, record.uploaded.get(name)):
+                path.unlink()
+                record.uploaded.pop(name, None)
+                action = "deleted"
+            else:
+                chunks = self._file_chunks(name)
+                firsts = {c.article_index: c for c in reversed(chunks)}
+                record.excluded[name] = {
+                    "titles": [firsts[i].title for i in sorted(firsts)],
+                    "date": next((c.date for c in chunks if c.date), ""),
+                    "excluded_at": time.time(),
+                }
+                action = "excluded"
+            record.save(self.config.corpus)
+            return LibraryChange(name, action, self.update())
+
+    def restore_article(self, file: str) -> LibraryChange:
+        """Bring an excluded file back into the library: it is read and indexed again.
+
+        Args:
+            file: the excluded file's name (as :meth:`library` lists it).
+
+        Returns:
+            What was done (``restored``) and the update's report.
+
+        Raises:
+            UnsafePathError: the name leads outside the article folder.
+            UnknownArticleError: the file is not excluded and not in the library, or is
+                no longer in the folder.
+            LibraryError: the file is in the library (not excluded), or the change
+                cannot be saved.
+        """
+        with self._library_lock:
+            name, path = library_file(self.config.corpus, file)
+            record = self._library_record()
+            if name not in record.excluded:
+                with self._lock:
+                    indexed = name in self.index.files
+                if indexed:
+                    raise LibraryError(f"{name} is in the library, not excluded")
+                raise UnknownArticleError(f"{name} is not an excluded file of the library")
+            record.excluded.pop(name)
+            record.save(self.config.corpus)
+            if not path.is_file():
+                raise UnknownArticleError(f"{name} is no longer in the article folder")
+            return LibraryChange(name, "restored", self.update())
+
+    def reindex(self, file: str | None = None) -> LibraryChange:
+        """Read and embed one indexed file, or all of them, again (even if unchanged).
+
+        Questions are answered from the current passages meanwhile.
+
+        Args:
+            file: the file's name in the library (None: every indexed file).
+
+        Returns:
+            What was done (``reindexed``; ``file`` is "" for all) and the update's report.
+
+        Raises:
+            UnsafePathError: the name leads outside the article folder.
+            UnknownArticleError: no indexed file has this name.
+            LibraryError: the file is excluded (restore it instead).
+        """
+        with self._library_lock:
+            names = None
+            if file is not None:
+                name, _ = library_file(self.config.corpus, file)
+                with self._lock:
+                    indexed = name in self.index.files
+                if not indexed:
+                    if name in self._library_record().excluded:
+                        raise LibraryError(f"{name} is excluded: restore it to index it again")
+                    raise UnknownArticleError(f"{name} is not in the library")
+                names = [name]
+            with self._lock:
+                self.index.mark_stale(names)
+            return LibraryChange("" if names is None else names[0], "reindexed", self.update())
+
+    def original(self, file: str) -> Path:
+        """The path of a library file (indexed or excluded), to hand out its original.
+
+        Args:
+            file: the file's name in the library.
+
+        Returns:
+            The file's resolved path, inside the article folder.
+
+        Raises:
+            UnsafePathError: the name leads outside the article folder.
+            UnknownArticleError: the file is not in the library or no longer on disk.
+        """
+        name, path = library_file(self.config.corpus, file)
+        with self._lock:
+            indexed = name in self.index.files
+        if not indexed and name not in self._library_record().excluded:
+            raise UnknownArticleError(f"{name} is not in the library")
+        resolved = path.resolve()
+        if not resolved.is_file() or not resolved.is_relative_to(self.config.corpus):
+            raise UnknownArticleError(f"{name} is no longer in the article folder")
+        return resolved
+
+    def _library_record(self) -> LibraryRecord:
+        return LibraryRecord.load(library_record_path(self.config))
+
+    def _file_chunks(self, name: str) -> list[Chunk]:
+        with self._lock:
+            entry = self.index.files.get(name)
+            ids = entry.chunk_ids if entry else []
+            return [self.index.chunks[v] for v in ids if v in self.index.chunks]
+
+    def _note_upload(self, name: str, digest: str | None) -> None:
+        """Record that the chat stored ``name`` with content ``digest`` (None: forget it).
+
+        A stored name is no longer excluded (a new file took the name). A record that
+        cannot be written only costs the file its deletion on removal (it is then
+        excluded instead), with a warning.
+        """
+        with self._library_lock:
+            record = self._library_record()
+            if digest is None:
+                record.uploaded.pop(name, None)
+            else:
+                record.uploaded[name] = digest
+                record.excluded.pop(name, None)
+            try:
+                record.save(self.config.corpus)
+            except LibraryError as exc:
+                warnings.warn(str(exc), stacklevel=3)
+
     def articles(self) -> list[tuple[str, str]]:
         """The indexed articles as ``(file, title)`` pairs, in corpus order."""
         with self._lock:
             chunks = list(self.index.chunks.values())
         seen = {(c.file, c.article_index): c.title for c in chunks}
         return [(file, seen[(file, i)]) for file, i in sorted(seen)]
+
+    def article(self, article_id: str) -> IndexedArticle:
+        """One indexed article, whole, as the index holds it (for reading a cited passage
+        in place).
+
+        Args:
+            article_id: the article's id, :func:`article_id` of one of its chunk ids
+                (never a path: it is looked up among the indexed articles).
+
+        Returns:
+            The article's title, byline, date, file, text and its passages' citations.
+
+        Raises:
+            InvalidArgumentError: no indexed article has this id.
+        """
+        with self._lock:
+            firsts = {(c.file, c.article_index): c for c in self.index.chunks.values()}
+            found = [c for key, c in firsts.items() if article_id == _article_id(*key)]
+            if not isinstance(article_id, str) or not found:
+                raise InvalidArgumentError(f"no article {article_id!r} in the library")
+            passages = sorted(self.index.article_chunks(found[0]), key=lambda c: c.start)
+        return IndexedArticle.of(article_id, passages)
 
     def retrieve(self, question: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         """The passages that best answer ``question``, best first.
@@ -417,6 +691,130 @@ def _hit(
         answer_start=answer_start,
         answer_end=answer_end,
     )
+
+
+def article_id(chunk_id: str) -> str:
+    """The stable, path-free id of the article a chunk belongs to (for links to it).
+
+    Args:
+        chunk_id: a chunk's id (``Hit.chunk_id``: ``<file>#<article index>:<n>``).
+
+    Returns:
+        Twelve hex digits naming the article; :meth:`Retriever.article` resolves it.
+    """
+    article, _, _ = chunk_id.rpartition(":")
+    file, _, index = article.rpartition("#")
+    return _article_id(file, int(index)) if index.isdigit() else ""
+
+
+def _article_id(file: str, index: int) -> str:
+    return hashlib.sha1(f"{file}#{index}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class IndexedArticle:
+    """A whole article rebuilt from its indexed passages.
+
+    Attributes:
+        id: its :func:`article_id`.
+        file / title / byline / date: as its citations give them.
+        text: the cleaned article text; ``text[c.start:c.end]`` is each passage (the
+            whitespace between two passages, not kept by the index, is a line break
+            where they lie on different source lines, else a space).
+        passages: the citations of its passages, in reading order (their ``str`` is
+            the citation locator a link to the article names).
+    """
+
+    id: str
+    file: str
+    title: str
+    byline: str
+    date: str
+    text: str
+    passages: tuple[Citation, ...]
+
+    @classmethod
+    def of(cls, article_id: str, chunks: list[Chunk]) -> IndexedArticle:
+        """The article of ``chunks`` (all of one article, sorted by ``start``)."""
+        parts: list[str] = []
+        end = 0
+        previous: Chunk | None = None
+        for chunk in chunks:
+            if chunk.start > end:
+                gap = chunk.start - end
+                newline = previous is not None and chunk.line_start > previous.line_end
+                parts.append(("\n" if newline else " ") + " " * (gap - 1))
+            if chunk.end > end:
+                parts.append(chunk.text[max(0, end - chunk.start) :])
+                end = chunk.end
+            previous = chunk
+        first = chunks[0]
+        return cls(
+            id=article_id,
+            file=first.file,
+            title=first.title,
+            byline=first.byline,
+            date=first.date,
+            text="".join(parts),
+            passages=tuple(c.citation for c in chunks),
+        )
+
+
+@dataclass(frozen=True)
+class LibraryArticle:
+    """One file of the library, as the library manager lists it.
+
+    Attributes:
+        file: its name in the article folder (relative, POSIX).
+        titles: the titles of its articles, in file order (a newspaper page holds several).
+        date: the first publication date its articles state (ISO), "" when none does.
+        size: its size in bytes.
+        chunks: how many passages of it are indexed (0 when excluded).
+        indexed_at: when it was last read and embedded (epoch seconds; 0: unknown).
+        uploaded: the chat stored it (removing it deletes it).
+        excluded: it was removed from the library but stays on disk (restorable).
+    """
+
+    file: str
+    titles: tuple[str, ...]
+    date: str
+    size: int
+    chunks: int
+    indexed_at: float
+    uploaded: bool = False
+    excluded: bool = False
+
+    @property
+    def title(self) -> str:
+        """The first article's title ("" when the file has none)."""
+        return self.titles[0] if self.titles else ""
+
+
+@dataclass(frozen=True)
+class LibraryChange:
+    """What a library change did.
+
+    Attributes:
+        file: the file changed ("" when every file was re-indexed).
+        action: ``"deleted"`` (an upload, deleted from disk), ``"excluded"`` (kept on
+            disk, left out), ``"restored"`` or ``"reindexed"``.
+        report: the index update that followed.
+    """
+
+    file: str
+    action: str
+    report: UpdateReport
+
+
+def _holds(path: Path, digest: str | None) -> bool:
+    """Whether ``path`` is a regular file (not a link) whose bytes have SHA-256 ``digest``."""
+    if not digest or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest() == digest
+    except OSError:
+        return False
 
 
 @lru_cache(maxsize=1)

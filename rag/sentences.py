@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from .embedding import Embedder
 from .errors import IndexCorruptError
 from .records import Chunk
 from .text import sentence_spans
@@ -17,10 +19,50 @@ def chunk_sentences(chunk: Chunk) -> list[str]:
     return [chunk.text[a:b] for a, b in sentence_spans(chunk.text)]
 
 
-class SentenceVectors:
-    """Per-chunk matrices of sentence vectors (float16: they only rank within a chunk)."""
+def embed_chunks(
+    embedder: Embedder, chunks: list[Chunk], mode: str = "separate", progress: bool = False
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Embed chunks (their ``embed_text``) and their sentences.
 
-    file_name = "sentences.npz"
+    Args:
+        embedder: the index's embedder.
+        chunks: the chunks.
+        mode: ``"separate"``: each sentence embedded as a passage of its own (a second
+            embedding pass); ``"pooled"``: each sentence's vector pooled from its chunk's
+            forward pass (:meth:`~rag.embedding.Embedder.encode_passages_with_spans`;
+            embedders without token states embed them separately all the same).
+        progress: show progress bars.
+
+    Returns:
+        The ``(chunks, dim)`` chunk vectors, each chunk's sentence count, and the
+        ``(sentences, dim)`` sentence vectors, chunk after chunk.
+    """
+    texts = [c.embed_text for c in chunks]
+    if mode == "pooled":
+        spans = []
+        for chunk, text in zip(chunks, texts, strict=True):
+            shift = len(text) - len(chunk.text)  # the title line before the passage
+            spans.append([(shift + a, shift + b) for a, b in sentence_spans(chunk.text)])
+        vectors, groups = embedder.encode_passages_with_spans(texts, spans, progress)
+        counts = [len(group) for group in spans]
+        dim = vectors.shape[1] if vectors.ndim == 2 else embedder.dim
+        flat = np.concatenate(groups) if groups else np.zeros((0, dim), dtype=np.float32)
+        return vectors, counts, flat
+    vectors = embedder.encode_passages(texts, progress)
+    sentences = [chunk_sentences(c) for c in chunks]
+    flat = embedder.encode_passages([s for group in sentences for s in group], progress)
+    return vectors, [len(group) for group in sentences], flat
+
+
+class SentenceVectors:
+    """Per-chunk matrices of sentence vectors (float16: they only rank within a chunk).
+
+    Saved ones stay on disk, memory-mapped from the index folder (a question reads those
+    of its 30 candidates); only the matrices of chunks added since the last save are in
+    memory.
+    """
+
+    file_names = ("sentences.npz", "sentences.npy")  # chunk ids and counts; the vectors
 
     def __init__(self) -> None:
         self._vectors: dict[str, np.ndarray] = {}
@@ -41,29 +83,56 @@ class SentenceVectors:
         return self._vectors.get(chunk_id)
 
     def save(self, folder: Path) -> None:
-        """Write all matrices into ``folder/sentences.npz``."""
+        """Write the chunk ids and counts, then the matrices one after another."""
         ids = list(self._vectors)
         counts = np.asarray([len(self._vectors[i]) for i in ids], dtype=np.int64)
-        blocks = [self._vectors[i] for i in ids]
-        matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float16)
-        with (folder / self.file_name).open("wb") as handle:
-            np.savez(handle, ids=np.asarray(ids, dtype=str), counts=counts, vectors=matrix)
+        dim = next((m.shape[1] for m in self._vectors.values() if m.ndim == 2), 0)
+        with (folder / self.file_names[0]).open("wb") as handle:
+            np.savez(handle, ids=np.asarray(ids, dtype=str), counts=counts)
+        write_rows(folder / self.file_names[1], (self._vectors[i] for i in ids), dim, np.float16)
+        # from now on read from the file just written (see BM25sIndex.save), not memory
+        self._vectors = _mapped(folder / self.file_names[1], ids, counts)
 
     def load(self, folder: Path) -> None:
         """Read them back; raises :class:`IndexCorruptError` when damaged."""
         try:
-            with np.load(folder / self.file_name, allow_pickle=False) as saved:
-                ids, counts, matrix = saved["ids"], saved["counts"], saved["vectors"]
+            with np.load(folder / self.file_names[0], allow_pickle=False) as saved:
+                ids, counts = saved["ids"], saved["counts"]
+            self._vectors = _mapped(folder / self.file_names[1], ids.tolist(), counts)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptError(f"sentence vectors unreadable ({exc})") from exc
-        if int(counts.sum()) != len(matrix):
-            raise IndexCorruptError("sentence vectors do not match their counts")
-        self._vectors = {}
-        self.index(ids.tolist(), counts.tolist(), matrix)
 
     def nbytes(self) -> int:
-        """Memory the matrices take, in bytes (for benchmarks)."""
-        return sum(m.nbytes + 112 for m in self._vectors.values())
+        """Memory the matrices not yet saved take, in bytes (saved ones are on disk)."""
+        return sum(m.nbytes for m in self._vectors.values() if m.base is None)
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+
+def write_rows(path: Path, blocks: Iterable[np.ndarray], width: int, dtype: type) -> None:
+    """Write blocks of rows as one ``.npy`` matrix, block by block (never all in memory).
+
+    Plain writes, not a writable memory map: the written pages do not count towards the
+    process's resident memory.
+    """
+    blocks = list(blocks)  # the arrays themselves are not copied
+    rows = sum(len(b) for b in blocks)
+    shape = (rows, width) if width else (rows,)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    with path.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {**header, "shape": shape})
+        for block in blocks:
+            handle.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+
+def _mapped(path: Path, ids: list[str], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each chunk's rows as a view of the memory-mapped matrix at ``path``."""
+    matrix = np.asarray(np.load(path, mmap_mode="r"))  # a plain view: slices stay light
+    if len(ids) != len(counts) or int(counts.sum()) != len(matrix):
+        raise ValueError("sentence vectors do not match their counts")
+    ends = np.cumsum(counts).tolist()
+    return {
+        chunk_id: matrix[end - count : end]
+        for chunk_id, count, end in zip(ids, counts.tolist(), ends, strict=True)
+    }

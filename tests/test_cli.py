@@ -64,3 +64,17 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert result.output.strip().startswith("Error:") and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["index", str(tmp_path / "missing")])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_an_index_report_of_many_files_names_the_first_ones_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(25):
+        (folder / f"{n:02d}.txt").write_text(f"第{n}篇报道：松花江畔的冰雕。\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["index", str(folder), "--embedder", "hash"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.strip().startswith("added:"))
+    assert "00.txt" in line and "19.txt" in line and "20.txt" not in line
+    assert line.endswith("… and 5 more")

@@ -18,6 +18,7 @@ from rag.config import Config
 from rag.embedding import HashEmbedder, create_embedder
 from rag.index import CHUNKS, MANIFEST, CorpusIndex, IndexRebuildWarning
 from rag.retrieval import Retriever
+from rag.sentences import chunk_sentences
 
 # The index's own behaviour (persistence, increments, crashes, damage) does not depend on
 # the model: these tests run on the hash embedder; one slow test checks the real model.
@@ -278,13 +279,18 @@ def test_a_build_that_fails_midway_resumes_from_its_last_checkpoint(
     assert len(index.files) == 9
 
 
-def test_saved_tokens_stay_on_disk(config: Config) -> None:
+def test_saved_tokens_and_sentence_vectors_stay_on_disk(config: Config) -> None:
     index, _ = _open(config)
     lexical = index.lexical
     assert lexical.nbytes()["unsaved tokens"] == 0  # all read from the mapped file
     assert all(not d.flags.owndata for d in lexical._docs.values())
+    assert index.sentences.nbytes() == 0
     reopened, report = _open(config)
     assert report.embedded == 0
+    for chunk in index.chunks.values():
+        saved, loaded = index.sentences.get(chunk.id), reopened.sentences.get(chunk.id)
+        assert saved is not None and loaded is not None and (saved == loaded).all()
+        assert len(saved) == len(chunk_sentences(chunk))
     for question in ("冰雪大世界占地面积", "短道速滑馆"):
         want = [c.text for c, _ in index.lexical_search(question, 3)]
         assert [c.text for c, _ in reopened.lexical_search(question, 3)] == want

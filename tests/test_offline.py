@@ -215,6 +215,28 @@ def test_a_chat_session_looks_nothing_up_and_connects_nowhere_but_loopback(
     assert not events, "\n".join(map(str, events))
 
 
+@pytest.mark.slow  # starts a Ray cluster (~20 s)
+def test_indexing_on_ray_into_milvus_connects_nowhere_but_loopback(
+    seed_copy: Path, tmp_path: Path
+) -> None:
+    """Starting a one-machine Ray cluster (usage statistics off), its workers' results and
+    the milvus-lite writes: no outward lookup or connection from this process."""
+    pytest.importorskip("ray")
+    pytest.importorskip("pymilvus")
+    from rag.distributed import index_with_ray
+
+    config = Config(
+        corpus_dir=seed_copy, embedder="hash", backend="milvus", milvus_uri=str(tmp_path / "l.db")
+    )
+    with watch_sockets() as events:
+        report = index_with_ray(config, workers=1)
+        import ray
+
+        assert not ray.is_initialized()  # the one-machine cluster it started is stopped
+    assert report.chunks > 100 and not report.failures
+    assert not events, "\n".join(map(str, events))
+
+
 # ----------------------------------------------------------------------------- uploads
 
 

@@ -20,7 +20,16 @@ import httpx
 import pytest
 from helpers import AREA_FILE, SEED_ANSWERS, call_result, submit_call
 
-from rag import Answer, Citation, Config, Hit, QuestionError, RagError, UnreadableFileError
+from rag import (
+    Answer,
+    Citation,
+    Config,
+    Hit,
+    QuestionError,
+    RagError,
+    UnreadableFileError,
+    article_id,
+)
 from rag.config import K_MAX, K_MIN
 from rag.index import UpdateReport
 from ui.chat import ChatBackend, Conversation
@@ -53,7 +62,7 @@ def make_hit(
     sentence = text if sentence is None else sentence
     start = text.index(sentence)
     citation = Citation(file, title, byline, 3, 4, 0, len(text))
-    return Hit(rank, score, text, citation, f"{file}#0", start, start + len(sentence))
+    return Hit(rank, score, text, citation, f"{file}#0:0", start, start + len(sentence))
 
 
 def test_article_text_title_and_byline_are_escaped() -> None:
@@ -71,7 +80,10 @@ def test_the_answering_sentence_is_quoted_cited_and_highlighted() -> None:
     hit = make_hit("第一句。总投资1000万元。第三句。", "总投资1000万元。", file="f.txt")
     html = render_reply(Answer("q", [hit], found=True), "q", "q")
     assert "“总投资1000万元。”" in html
-    assert ">[1]</sup>" in html and 'title="f.txt:3-4"' in html
+    assert ">[1]</a></sup>" in html and 'title="f.txt:3-4"' in html
+    # [1], the title and the citation open the article at the passage, the sentence marked
+    link = f'<a class="nq-open" href="article/{article_id("f.txt#0:0")}#3-4&amp;s=4-14"'
+    assert html.count(link) == 3
     assert highlight(hit) == "第一句。<mark>总投资1000万元。</mark>第三句。"
     assert "f.txt:3-4" in html and "标题" in html and "本报记者 张三" in html
     assert "1.200" not in html  # a label a reader understands instead of the raw score
@@ -314,7 +326,9 @@ def test_status_reports_the_library_once_ready(backend: ChatBackend, fake: FakeR
     assert fake.warmed_up  # "ready" means a first question is answered at full speed
     status = backend.status()
     assert status["ready"] and status["files"] == 1 and status["mode"] == "lexical"
-    assert "已就绪" in backend.status_text() and "lexical" in backend.status_text()
+    assert "已就绪" in backend.status_text() and "「关键词」" in backend.status_text()
+    assert not re.search("[A-Za-z]{2,}", backend.status_text())  # no English on the zh page
+    assert "Ready" in backend.status_text("en") and "lexical" in backend.status_text("en")
 
 
 def test_a_failed_opening_is_shown_and_questions_get_the_reason() -> None:
@@ -353,6 +367,28 @@ def test_questions_asked_while_the_index_builds_get_a_notice_then_the_answer(
     assert "nq-answer" in messages[-1]["content"] and len(messages) == 2
     assert conversation.queries == ["宝泰隆一矿的设计产能是多少？"]
     assert "已就绪" in handlers.backend.status_text()
+
+
+def test_the_status_line_counts_the_files_of_a_running_build_in_the_page_language(
+    fake: FakeRetriever,
+) -> None:
+    from tqdm import tqdm
+
+    from rag import PROGRESS_DESC
+
+    gate = threading.Event()
+
+    def slow() -> Any:
+        gate.wait(10)
+        return fake
+
+    backend = ChatBackend(RetrieverService(slow, building=True).start())
+    with tqdm(total=600, desc=PROGRESS_DESC, disable=False) as bar:
+        bar.update(150)
+        zh, en = backend.status_text(), backend.status_text("en")
+    gate.set()
+    assert "已处理 150/600 个文件" in zh and not re.search("[A-Za-z]{2,}", zh)
+    assert "150/600 files done" in en
 
 
 def test_questions_sent_while_one_is_answered_are_queued_and_answered_in_order(
@@ -721,7 +757,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     """A fresh page on the chat, ready to ask; fails the test on any JavaScript dialog."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -932,7 +968,9 @@ def open_page(browser: Any, api: Api) -> Iterator[Any]:
         dialog.dismiss()
 
     def opener(scheme: str = "light") -> Any:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, color_scheme=scheme, locale="zh-CN"
+        )
         contexts.append(context)
         page = context.new_page()
         page.on("dialog", refuse)
@@ -1063,3 +1101,190 @@ def test_the_highlighted_answering_sentence_is_readable_in_both_themes(
     )
     ratio = _contrast(text, background)
     assert ratio >= 4.5, f"{scheme}: {text} on {background} is {ratio:.2f}:1"
+
+
+# ----------------------------------------------------------------------------- reading room
+# The article panel's data, the kept conversations, feedback and the page's language, fast;
+# the same in Chromium is tests/test_reading_room.py.
+
+SNOW = "# 漠河北极村迎来首场降雪\n\n本报讯（记者丁一）漠河北极村今年首场降雪厚度达到十八厘米。\n\n"
+
+
+@pytest.fixture()
+def small_library(tmp_path: Path) -> Any:
+    """A retriever (hash embedder) over two small articles, one with HTML in its text."""
+    from rag import Retriever
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    long = "".join(f"第{i}段：游客们在北极村赏雪，气温零下{i}度。" for i in range(1, 30))
+    (corpus / "snow.txt").write_text(SNOW + long + "\n", encoding="utf-8")
+    (corpus / "lantern.txt").write_text(
+        f"# 冰灯节开幕\n\n本报讯{INJECTION}冰灯节今年共使用冰块四万三千立方米。\n", encoding="utf-8"
+    )
+    config = Config(corpus_dir=corpus, index_dir=tmp_path / "index", embedder="hash")
+    return Retriever.from_config(config)
+
+
+def test_an_article_is_rebuilt_whole_and_found_by_its_id_only(small_library: Any) -> None:
+    from rag import InvalidArgumentError
+    from ui.article import render_article
+
+    hits = small_library.retrieve("北极村首场降雪有多厚？", 5)
+    snow = [hit for hit in hits if hit.citation.file == "snow.txt"]
+    article = small_library.article(article_id(snow[0].chunk_id))
+    assert article.title == "漠河北极村迎来首场降雪" and article.file == "snow.txt"
+    assert len(article.passages) > 1  # the whole article, not one passage
+    for hit in snow:  # every cited passage sits at its offsets in the rebuilt text
+        c = hit.citation
+        assert article.text[c.start : c.end] == hit.text
+    for unknown in ("0123456789ab", "snow.txt", "../corpus/snow.txt", ""):
+        with pytest.raises(InvalidArgumentError):
+            small_library.article(unknown)
+    lantern = small_library.retrieve("冰灯节使用了多少立方米冰块？", 1)[0]
+    html = render_article(small_library.article(article_id(lantern.chunk_id)))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'data-passages="[{&quot;loc&quot;: &quot;3&quot;' in html
+
+
+def test_citation_links_name_the_locator_and_the_sentence_offsets(small_library: Any) -> None:
+    from ui.render import article_href, locator
+
+    hit = small_library.retrieve("北极村首场降雪有多厚？", 1)[0]
+    c = hit.citation
+    assert locator(c) == str(c).removeprefix(f"{c.file}:")
+    href = article_href(hit)
+    start = c.start + hit.sentence_start
+    assert href == (
+        f"article/{article_id(hit.chunk_id)}#{locator(c)}&s={start}-{c.start + hit.sentence_end}"
+        + (f"&a={c.start + hit.answer_start}-{c.start + hit.answer_end}" if hit.answer else "")
+    )
+    assert "&s=" not in article_href(hit, marked=False)
+
+
+def test_the_browser_language_picks_the_page_words() -> None:
+    from ui.strings import UI, preferred_language
+
+    assert set(UI["zh"]) == set(UI["en"])
+    for header, lang in [
+        (None, "zh"),
+        ("", "zh"),
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh"),
+        ("en-US,en;q=0.9", "en"),
+        ("en-GB,zh;q=0.5", "en"),
+        ("fr-FR,de;q=0.5", "zh"),  # neither: Chinese, the default
+        ("zh;q=0.4,en;q=0.6", "en"),
+        ("en;q=0,zh-TW", "zh"),
+        ("garbage;;,", "zh"),
+    ]:
+        assert preferred_language(header) == lang, header
+
+
+def test_kept_conversations_are_saved_renamed_deleted_and_exported() -> None:
+    from ui import history as kept
+
+    turn = {"question": "宝泰隆一矿的设计产能是多少？", "html": "<div>x</div>", "query": "q"}
+    turn["markdown"] = "**问题**：宝泰隆一矿的设计产能是多少？\n[1] · [阅读全文](article/abc#49)\n"
+    data = kept.saved(None, "one", [turn])
+    data = kept.saved(data, "two", [])  # an empty conversation is current, not listed
+    assert data["current"] == "two" and [i["id"] for i in data["items"]] == ["one"]
+    data = kept.saved(data, "two", [{**turn, "question": "第二个"}])
+    assert [i["id"] for i in data["items"]] == ["two", "one"]  # newest first
+    assert kept.choices(data) == [
+        ("第二个 · 1", "two"),
+        ("宝泰隆一矿的设计产能是多少？ · 1", "one"),
+    ]
+    data = kept.renamed(data, "one", "  采访 \n 笔记 ")
+    assert kept.find(data, "one")["title"] == "采访 笔记"
+    markdown = kept.to_markdown(kept.find(data, "one"), "http://host:7860/")
+    assert markdown.startswith("# 采访 笔记\n") and "(http://host:7860/article/abc#49)" in markdown
+    data = kept.deleted(data, "two")
+    assert data["current"] == "one" and len(data["items"]) == 1
+    assert kept.cleaned({"items": [{"id": 3}, "x", {"id": "ok", "turns": [1, {}]}]}) == {
+        "current": "",
+        "items": [{"id": "ok", "title": "", "updated": 0, "turns": []}],
+    }
+    assert kept.cleaned("not a history") == kept.empty_history()
+    many = None
+    for n in range(kept.MAX_CONVERSATIONS + 5):
+        many = kept.saved(many, f"c{n}", [turn])
+    assert len(many["items"]) == kept.MAX_CONVERSATIONS and many["items"][0]["id"] == "c34"
+
+
+def test_a_conversation_comes_back_as_it_was_and_follow_ups_resolve(
+    backend: ChatBackend, fake: FakeRetriever
+) -> None:
+    from ui.app import Handlers
+
+    handlers = Handlers(backend)
+    conversation = Conversation()
+    handlers.take_question(AREA, conversation, 3)
+    list(handlers.answer_queue(conversation))
+    history, _ = handlers.save_history(conversation, None)
+    assert history["current"] == conversation.id and history["items"][0]["turns"][0]["markdown"]
+    reloaded = Conversation()  # the page reloaded: a new session
+    messages, _ = handlers.restore_history(reloaded, history)
+    assert messages == conversation.messages() and reloaded.id == conversation.id
+    handlers.take_question("那它的总投资呢？", reloaded, 3)
+    list(handlers.answer_queue(reloaded))
+    assert fake.queries[-1] == "七台河冰雪经济产业园研创中心项目的总投资是多少"
+
+
+def test_copy_and_export_text_holds_the_full_citations() -> None:
+    from ui.render import render_markdown
+
+    top = replace(make_hit("前文。项目总投资9亿元。后文。", "项目总投资9亿元。"), answer_start=5)
+    top = replace(top, answer_end=8, citation=replace(top.citation, date="2025-10-20"))
+    other = make_hit("另一篇：投资8亿元。", rank=2, file="b.txt", title="第二篇")
+    answer = Answer("项目总投资是多少", [top, other], found=True)
+    text = render_markdown(answer, "总投资呢？", links=False)
+    assert "**问题**：总投资呢？" in text and "检索语句：项目总投资是多少" in text
+    assert "**答案**：“项目总投资9亿元。” [1]" in text
+    assert "[1] 《标题》 · 本报记者 张三 · 2025-10-20 · `a.txt:3-4` · 答案" in text
+    assert "[2] 《第二篇》" in text and "`b.txt:3-4`" in text and "article/" not in text
+    linked = render_markdown(answer, "总投资呢？")
+    assert f"[阅读全文](article/{article_id('a.txt#0:0')}#3-4&s=3-12&a=5-8)" in linked
+
+
+def test_feedback_becomes_lines_newsqa_eval_reads(small_library: Any, tmp_path: Path) -> None:
+    from eval.qa import load_jsonl
+    from rag import InvalidArgumentError
+    from ui.feedback import FeedbackStore, feedback_entry, feedback_path, reply_payload
+
+    answer = small_library.ask("北极村首场降雪有多厚？", 3, "lexical")
+    payload = reply_payload("0123456789ab", "有多厚？", answer)
+    path = feedback_path(small_library.config)
+    assert path.parent == small_library.config.index_path.parent
+    assert not path.resolve().is_relative_to(small_library.config.corpus)
+    store = FeedbackStore(lambda: path)
+    up = feedback_entry(small_library, payload, "up")
+    assert up is not None and up["question"] == answer.question and up["asked"] == "有多厚？"
+    assert up["doc"] == "snow.txt" and "十八厘米" in up["evidence"]
+    store.write(up)
+    assert feedback_entry(small_library, payload, "down") is None  # not a test item yet
+    store.write(feedback_entry(small_library, payload, "down", 0))  # replaces the 👍
+    other = reply_payload(
+        "ba9876543210", "冰块多少？", small_library.ask("冰灯节用了多少冰块？", 2)
+    )
+    store.write(feedback_entry(small_library, other, "down", 1))
+    pairs = load_jsonl(path)
+    assert [(p.id, p.answerable) for p in pairs] == [
+        ("fb-0123456789ab", False),
+        ("fb-ba9876543210", True),
+    ]
+    top = payload["hits"][0]
+    beyond = {**payload, "hits": [{**top, "s": [top["s"][0], 10**6]}]}
+    elsewhere = {**payload, "hits": [{**top, "id": other["hits"][0]["id"]}]}  # another file
+    for bad in (
+        (beyond, "up", None),
+        (elsewhere, "up", None),
+        ({**payload, "hits": [{**top, "s": "0-9"}]}, "up", None),
+        (payload, "sideways", None),
+        ({**payload, "rid": "../x"}, "up", None),
+        (payload, "down", 9),
+        (payload, "down", True),
+        ("not a reply", "up", None),
+    ):
+        with pytest.raises(InvalidArgumentError):
+            feedback_entry(small_library, *bad)
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2

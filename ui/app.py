@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from html import escape
@@ -18,15 +19,33 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag import Config, Retriever
 
-from .chat import EMPTY_HINT, ChatBackend, Conversation
+from . import history as kept
+from .article import article_routes
+from .chat import ChatBackend, Conversation
+from .feedback import FeedbackStore, feedback_path, feedback_routes
 from .library import RetrieverService, chat_config
-from .page import CLEAR_SENT_QUESTION_JS, CSS, SHOW_LATEST_QUESTION_JS, Page, build_layout
+from .manager import CSS as MANAGER_CSS
+from .manager import LibraryManager, build_manager_tab, wire_manager
+from .page import (
+    CLEAR_SENT_QUESTION_JS,
+    CSS,
+    HEAD,
+    PAGE_JS,
+    SHOW_LATEST_QUESTION_JS,
+    Page,
+    Sidebar,
+    build_layout,
+    build_sidebar,
+    localize,
+)
 from .render import render_articles
+from .strings import ZH_CODE, preferred_language, text
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 CONCURRENCY = 4  # questions answered at once (2-4 cores); the rest wait in the queue
 QUEUE_SIZE = 64
+ROUTE_WAIT = 10.0  # seconds /article and /feedback wait for an index still opening
 MAX_UPLOAD = "20mb"  # the library refuses oversized articles itself, with a clear message
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}  # page-only events, not in the API
 LOCAL_FILES_ONLY = "只能上传本地文件，不接受网址 (only local files can be uploaded, not URLs)"
@@ -112,17 +131,20 @@ class ChatBlocks(gr.Blocks):
     - A file whose ``path`` is a URL is refused before Gradio would download it on the
       server (``processing_utils.async_move_files_to_cache`` fetches ``http(s)://``
       paths into its cache): "only local files can be uploaded".
-    - :meth:`launch` adds :class:`SameOriginOnly`, whatever launches it.
+    - :meth:`launch` adds :class:`SameOriginOnly`, whatever launches it, and the
+      chat's own routes (:attr:`routes`: the article pages, feedback) ahead of Gradio's.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("analytics_enabled", False)
         super().__init__(**kwargs)
+        self.routes: list[Any] = []  # Starlette routes served beside the page
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
-        """``gr.Blocks.launch`` with cross-origin requests refused."""
+        """``gr.Blocks.launch`` with cross-origin requests refused and :attr:`routes` added."""
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(SameOriginOnly)]
+        app_kwargs["routes"] = [*app_kwargs.get("routes", []), *self.routes]
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
 
     async def preprocess_data(
@@ -148,19 +170,24 @@ class Handlers:
         self.lock = threading.Lock()  # guards every session's Conversation (briefly)
 
     def take_question(
-        self, text: str, conversation: Conversation, k: float = 5, mode: str | None = None
+        self,
+        question: str,
+        conversation: Conversation,
+        k: float = 5,
+        mode: str | None = None,
+        request: gr.Request | None = None,
     ) -> tuple[Any, Any]:
         """Queue the typed question and show it at once; an empty one leaves a hint.
 
         Runs for every Enter or click, even while earlier questions wait for their
         replies (:meth:`answer_queue` answers them in order). The page empties the box
         itself as it sends (``CLEAR_SENT_QUESTION_JS``). Returns the chat and the hint
-        under the box.
+        under the box (in the page's language).
         """
-        if not isinstance(text, str) or not text.strip():
-            return gr.skip(), gr.Markdown(EMPTY_HINT, visible=True)
+        if not isinstance(question, str) or not question.strip():
+            return gr.skip(), gr.Markdown(text("empty_hint", _lang(request)), visible=True)
         with self.lock:
-            conversation.ask(text.strip(), k, mode)
+            conversation.ask(question.strip(), k, mode)
             messages = conversation.messages()
         return messages, gr.Markdown("", visible=False)
 
@@ -198,6 +225,7 @@ class Handlers:
                 reply = self.backend.reply(turn.question, history, turn.k, turn.mode)
                 with self.lock:
                     turn.html, turn.answered = reply.html, True
+                    turn.query, turn.markdown = reply.query, reply.markdown
                     if reply.query and conversation.holds(turn):
                         conversation.queries.append(reply.query)
                     messages = conversation.messages()
@@ -217,29 +245,125 @@ class Handlers:
         return []
 
     def add_uploads(
-        self, files: list[str] | None, progress: gr.Progress = UPLOAD_PROGRESS
+        self,
+        files: list[str] | None,
+        progress: gr.Progress = UPLOAD_PROGRESS,
+        request: gr.Request | None = None,
     ) -> tuple[str, str, str]:
         """Index uploaded files; say which articles were added and which files refused.
 
         The embedding passes show as a progress bar on the upload panel; questions are
         answered meanwhile. Returns the upload summary, the article list and the status
-        line (so the library's size shown is current).
+        line (so the library's size shown is current), in the page's language.
         """
-        progress(0, desc="正在加入文章……")
+        lang = _lang(request)
+        progress(0, desc=text("adding", lang))
         result = self.backend.add_files(list(files or []), self.upload_folder, progress=True)
         for name, reason in result.failed:
-            gr.Warning(f"未能加入 {name}：{reason}")
+            refused = text("refused_file", lang, name=name, reason=reason)
+            gr.Warning(refused, title=text("warning", lang))
         if result.added:
-            gr.Info(f"已加入 {len(result.added)} 个文件，现在就可以提问。")
-        lines = result.summary().splitlines()
+            gr.Info(text("added", lang, count=len(result.added)), title=text("info", lang))
+        lines = result.summary(lang).splitlines()
         summary = "\n".join(f"- {escape(line)}" for line in lines)
-        return summary, self.article_list(), self.backend.status_text()
+        return summary, self.article_list(), self.backend.status_text(lang)
 
-    def refresh(self) -> tuple[str, str, gr.Timer]:
+    def refresh(self, request: gr.Request | None = None) -> tuple[str, str, gr.Timer]:
         """The status line and article list; polling stops once the index is open."""
         state = self.backend.service.state()
         polling = not (state.ready or state.error)
-        return self.backend.status_text(), self.article_list(), gr.Timer(active=polling)
+        status = self.backend.status_text(_lang(request))
+        return status, self.article_list(), gr.Timer(active=polling)
+
+    def save_history(
+        self, conversation: Conversation, history: Any, request: gr.Request | None = None
+    ) -> tuple[Any, Any]:
+        """Keep the conversation in the browser's store; the sidebar lists it.
+
+        Returns:
+            The store's new value and the sidebar's list (the conversation selected).
+        """
+        with self.lock:
+            data = kept.saved(history, conversation.id, conversation.saved_turns())
+            current = conversation.id
+        return data, self._listed(data, current, request)
+
+    def restore_history(
+        self, conversation: Conversation, history: Any, request: gr.Request | None = None
+    ) -> tuple[list[Message], Any]:
+        """On page load: the conversation the browser was showing (a reload keeps it)."""
+        data = kept.cleaned(history)
+        return self._switch(conversation, data, data["current"], request)
+
+    def switch_conversation(
+        self,
+        conversation: Conversation,
+        history: Any,
+        wanted: str | None,
+        request: gr.Request | None = None,
+    ) -> tuple[list[Message], Any, Any]:
+        """Show another kept conversation (picked in the sidebar)."""
+        data = kept.cleaned(history)
+        messages, listed = self._switch(conversation, data, wanted or "", request)
+        data["current"] = conversation.id
+        return messages, listed, data
+
+    def rename_conversation(
+        self,
+        conversation: Conversation,
+        history: Any,
+        title: str,
+        request: gr.Request | None = None,
+    ) -> tuple[Any, Any, str]:
+        """Give the conversation shown a name of the user's (empties the name box)."""
+        data = kept.renamed(history, conversation.id, title)
+        return data, self._listed(data, conversation.id, request), ""
+
+    def delete_conversation(
+        self, conversation: Conversation, history: Any, request: gr.Request | None = None
+    ) -> tuple[list[Message], Any, Any]:
+        """Forget the conversation shown; the newest other one (or a new one) is shown."""
+        data = kept.deleted(history, conversation.id)
+        messages, listed = self._switch(conversation, data, data["current"], request)
+        data["current"] = conversation.id
+        return messages, listed, data
+
+    def export_conversation(
+        self, conversation: Conversation, history: Any, request: gr.Request | None = None
+    ) -> Any:
+        """The conversation shown as a Markdown file (with the full citations) to download."""
+        lang = _lang(request)
+        with self.lock:
+            data = kept.saved(history, conversation.id, conversation.saved_turns())
+        item = kept.find(data, conversation.id)
+        if item is None:
+            gr.Info(text("nothing_to_export", lang), title=text("info", lang))
+            return gr.File(visible=False)
+        folder = Path(self.upload_folder or tempfile.gettempdir()) / "exports" / item["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"newsqa-{item['id']}.md"
+        base = str(request.base_url) if request is not None else ""
+        path.write_text(kept.to_markdown(item, base, lang), encoding="utf-8")
+        return gr.File(value=str(path), visible=True)
+
+    def _switch(
+        self, conversation: Conversation, data: kept.History, wanted: str, request: Any
+    ) -> tuple[list[Message], Any]:
+        item = kept.find(data, wanted)
+        with self.lock:
+            if item is None:
+                conversation.clear()
+            else:
+                conversation.restore(item["id"], item["turns"])
+            messages = conversation.messages()
+            current = conversation.id
+        return messages, self._listed(data, current, request)
+
+    @staticmethod
+    def _listed(data: kept.History, current: str, request: Any) -> Any:
+        choices = kept.choices(data, _lang(request))
+        value = current if any(cid == current for _, cid in choices) else None
+        return gr.Radio(choices=choices, value=value)
 
     def article_list(self) -> str:
         """The indexed articles as escaped HTML."""
@@ -281,10 +405,23 @@ def build_app(source: Source | None = None) -> gr.Blocks:
     mode = source.mode if isinstance(source, Config) else None
     with ChatBlocks(title="newsqa · 新闻问答") as app:
         handlers.upload_folder = Path(app.GRADIO_CACHE)
-        page = build_layout(
-            handlers.backend.status_text(), handlers.article_list(), default_mode=mode
-        )
-        _wire(app, page, handlers)
+        manager = LibraryManager(handlers.backend, handlers.upload_folder)
+        sidebar = build_sidebar()  # the kept conversations, beside every tab
+        with gr.Tabs(elem_id="nq-tabs"):
+            with gr.Tab(text("lib_chat_tab"), id="chat", elem_id="nq-chat-tab") as chat_tab:
+                page = build_layout(
+                    handlers.backend.status_text(), handlers.article_list(), default_mode=mode
+                )
+            library = build_manager_tab(manager)  # the 文库 tab
+        answered = _wire(app, page, handlers)
+        _wire_reading_room(app, page, sidebar, handlers, answered)
+        wire_manager(app, library, manager, page.status, page.articles, chat_tab)
+
+    def opened() -> Retriever:  # the article and feedback routes never wait for long
+        return handlers.backend.service.get(timeout=ROUTE_WAIT)
+
+    store = FeedbackStore(lambda: feedback_path(opened().config))
+    app.routes = article_routes(opened) + feedback_routes(opened, store)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app
 
@@ -306,8 +443,10 @@ def serve(
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,
-        css=CSS,
+        css=CSS + MANAGER_CSS,
         theme=gr.themes.Soft(primary_hue="amber"),
+        js=PAGE_JS,
+        head=HEAD,
         max_file_size=MAX_UPLOAD,
         prevent_thread_lock=not block,
         show_error=False,
@@ -335,12 +474,15 @@ def launch(
     serve(app, host, port, block=True)
 
 
-def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
+def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> list[Any]:
     """Connect the page's events to the handlers and publish the API.
 
     Every question sent is taken (``trigger_mode="multiple"``: also while replies are
     pending, Gradio's default "once" would drop it), shown at once and queued in the
     session's conversation; the answering event then answers the queue in order.
+
+    Returns:
+        The answering event of each way of sending a question (done: replies shown).
     """
     answer_args = {
         "fn": handlers.answer_queue,
@@ -367,13 +509,16 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
         trigger_mode="multiple",
         **PRIVATE,
     )
+    answered: list[Any] = []  # the answering event of each way of sending a question
     for taken in (
         page.question.submit(**take_args),
         page.ask.click(**take_args),
         clicked.then(**take_args),
     ):
         taken.then(**show_question)
-        taken.then(**answer_args).then(**show_question)
+        replied = taken.then(**answer_args)
+        replied.then(**show_question)
+        answered.append(replied)
     page.clear.click(
         handlers.new_conversation, page.conversation, page.chatbot, queue=False, **PRIVATE
     )
@@ -392,6 +537,79 @@ def _wire(app: gr.Blocks, page: Page, handlers: Handlers) -> None:
     app.load(handlers.refresh, None, refresh_outputs, queue=False, **PRIVATE)
     gr.api(handlers.ask_api, api_name="ask")
     gr.api(handlers.status_api, api_name="status", queue=False)
+    return answered
+
+
+def _wire_reading_room(
+    app: gr.Blocks, page: Page, sidebar: Sidebar, handlers: Handlers, answered: list[Any]
+) -> None:
+    """The kept conversations (restored on load, saved after each reply, switched,
+    renamed, deleted, exported) and the page's language (English for a browser that
+    prefers it)."""
+    history, listed = sidebar.history, sidebar.conversations
+    save = {
+        "fn": handlers.save_history,
+        "inputs": [page.conversation, history],
+        "outputs": [history, listed],
+        "queue": False,
+        **PRIVATE,
+    }
+    for event in answered:  # once the replies are shown, not while they are awaited
+        event.then(**save)
+    for button in (sidebar.new, page.clear):
+        button.click(
+            handlers.new_conversation, page.conversation, page.chatbot, queue=False, **PRIVATE
+        ).then(**save)
+    listed.input(
+        handlers.switch_conversation,
+        [page.conversation, history, listed],
+        [page.chatbot, listed, history],
+        queue=False,
+        **PRIVATE,
+    )
+    sidebar.rename.click(
+        handlers.rename_conversation,
+        [page.conversation, history, sidebar.title],
+        [history, listed, sidebar.title],
+        queue=False,
+        **PRIVATE,
+    )
+    sidebar.delete.click(
+        handlers.delete_conversation,
+        [page.conversation, history],
+        [page.chatbot, listed, history],
+        queue=False,
+        **PRIVATE,
+    )
+    sidebar.export.click(
+        handlers.export_conversation, [page.conversation, history], sidebar.exported, **PRIVATE
+    )
+    app.load(
+        handlers.restore_history,
+        [page.conversation, history],
+        [page.chatbot, listed],
+        queue=False,
+        **PRIVATE,
+    )
+    localized = page.localized + sidebar.localized
+
+    def localize_page(request: gr.Request) -> list[Any]:
+        return localize(localized, _lang(request))
+
+    app.load(
+        localize_page,
+        None,
+        [component for component, _ in localized],
+        queue=False,
+        **PRIVATE,
+    )
+
+
+def _lang(request: gr.Request | None) -> str:
+    """The page language the request's browser prefers ("zh" unless it prefers English)."""
+    if request is None:
+        return ZH_CODE
+    return preferred_language(request.headers.get("accept-language"))
 
 
 def _service(source: Source | None) -> RetrieverService:

@@ -23,12 +23,16 @@ from rag import (
     is_english,
 )
 
+from .feedback import actions_html, new_reply_id, reply_payload
+from .history import new_id
 from .library import RetrieverService
-from .render import render_error, render_notice, render_reply
+from .render import render_error, render_markdown, render_notice, render_reply
+from .strings import ZH_CODE, labels_for, mode_name
+from .strings import text as ui_text
 
 SHOWN_SKIPPED = 3  # skipped entries named in the status line (all are in /status)
 EMPTY_QUESTION = "问题不能为空 (the question is empty)"
-EMPTY_HINT = "请输入问题后再发送（问题不能为空）。"  # under the box after an empty Enter
+EMPTY_HINT = ui_text("empty_hint")  # under the box after an empty Enter
 QUESTION_HINT = "问题无法检索"  # before a QuestionError whose text has no Chinese
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _PATH_END = r"(?=$|[/\\\s'\",:;)\]}])"  # a folder's name ends here, not inside a longer one
@@ -45,6 +49,8 @@ class Reply:
         answer: the retriever's answer (None after an error).
         error: the error message ("" when the question was answered).
         mode: the retrieval mode that answered ("" after an error).
+        markdown: the reply as Markdown with its full citations and links to the
+            articles (what an exported conversation holds; "" after an error).
     """
 
     question: str
@@ -53,6 +59,7 @@ class Reply:
     answer: Answer | None = None
     error: str = ""
     mode: str = ""
+    markdown: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The reply as JSON-ready data (the ``ask`` API's result).
@@ -84,13 +91,16 @@ class UploadResult:
     added: list[tuple[str, list[str]]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """A short Markdown-free text summary, one line per file."""
+    def summary(self, lang: str = ZH_CODE) -> str:
+        """A short Markdown-free text summary, one line per file, in ``lang``."""
         lines = [
-            f"已加入 {name}：" + ("、".join(f"《{t}》" for t in titles) or "（无标题）")
+            ui_text("added_file", lang, name=name)
+            + ("、".join(f"《{t}》" for t in titles) or ui_text("no_title", lang))
             for name, titles in self.added
         ]
-        lines += [f"未能加入 {name}：{reason}" for name, reason in self.failed]
+        lines += [
+            ui_text("refused_file", lang, name=name, reason=reason) for name, reason in self.failed
+        ]
         return "\n".join(lines)
 
 
@@ -105,6 +115,8 @@ class Turn:
         html: the reply shown under it ("" while it waits; a notice while the index
             is still being built).
         answered: whether ``html`` is the reply.
+        query: what was searched for it (once answered).
+        markdown: the reply as Markdown (once answered; see :attr:`Reply.markdown`).
     """
 
     question: str
@@ -112,6 +124,8 @@ class Turn:
     mode: str | None = None
     html: str = ""
     answered: bool = False
+    query: str = ""
+    markdown: str = ""
 
 
 @dataclass(eq=False)
@@ -127,11 +141,13 @@ class Conversation:
         turns: the questions, oldest first.
         queries: the searched queries of the answered turns (for follow-ups).
         answerer: the token of the event answering the queue (None when idle).
+        id: names it in the browser's stored history (a new one after :meth:`clear`).
     """
 
     turns: list[Turn] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
     answerer: object | None = None
+    id: str = field(default_factory=new_id)
 
     def ask(self, question: str, k: int | float = 5, mode: str | None = None) -> Turn:
         """Queue a question (shown at once, answered after the earlier ones)."""
@@ -151,6 +167,33 @@ class Conversation:
         """Start over (a reply still being computed is then dropped)."""
         self.turns = []
         self.queries = []
+        self.id = new_id()
+
+    def saved_turns(self) -> list[dict[str, str]]:
+        """The answered questions as the browser keeps them (see :mod:`ui.history`)."""
+        return [
+            {"question": t.question, "html": t.html, "query": t.query, "markdown": t.markdown}
+            for t in self.turns
+            if t.answered
+        ]
+
+    def restore(self, conversation_id: str, turns: list[dict[str, str]]) -> None:
+        """Become the stored conversation ``conversation_id`` (its answered turns).
+
+        Follow-ups resolve against its searched queries as before the reload.
+        """
+        self.turns = [
+            Turn(
+                t["question"],
+                html=t["html"],
+                answered=True,
+                query=t["query"],
+                markdown=t["markdown"],
+            )
+            for t in turns
+        ]
+        self.queries = [t["query"] for t in turns if t["query"]]
+        self.id = conversation_id
 
     def messages(self) -> list[dict[str, str]]:
         """The chat's messages: each question (escaped), then its reply once there is one."""
@@ -209,12 +252,15 @@ class ChatBackend:
             return Reply(text, "", render_error(message, english), error=message)
         default = self.retriever.config.mode
         shown_mode = mode if mode and mode != default else ""
+        html = render_reply(answer, answer.question, text, english, shown_mode)
+        actions = actions_html(reply_payload(new_reply_id(), text, answer), labels_for(english))
         return Reply(
             text,
             answer.question,
-            render_reply(answer, answer.question, text, english, shown_mode),
+            html.removesuffix("</div>") + actions + "</div>",
             answer,
             mode=mode or default,
+            markdown=render_markdown(answer, text, english),
         )
 
     def add_files(
@@ -266,7 +312,9 @@ class ChatBackend:
             "error": self.hide_paths(state.error),
             "seconds": round(state.seconds, 1),
             "building": state.building,
-            "progress": state.progress,
+            "files_done": state.files_done,
+            "files_total": state.files_total,
+            "eta": None if state.eta is None else round(state.eta),
         }
         if state.ready:
             retriever = self.retriever
@@ -326,38 +374,50 @@ class ChatBackend:
                 text = re.sub(re.escape(prefix) + _PATH_END, name, text)
         return text
 
-    def status_text(self) -> str:
-        """The status line shown above the chat (Markdown)."""
+    def status_text(self, lang: str = ZH_CODE) -> str:
+        """The status line shown above the chat (Markdown), in ``lang`` ("zh" or "en")."""
         data = self.status()
         if data["error"]:
-            return f"**无法打开索引**：{_md_escape(data['error'])}"
+            return ui_text("status_error", lang, error=_md_escape(data["error"]))
         if not data["ready"]:
-            what = (
-                "首次启动，正在为文章建立索引（约需一两分钟）"
-                if data["building"]
-                else "正在载入模型与索引"
+            what = ui_text("status_building" if data["building"] else "status_loading", lang)
+            progress = ""
+            if data["files_total"]:
+                progress = ui_text(
+                    "status_progress", lang, done=data["files_done"], total=data["files_total"]
+                )
+                if data["eta"] is not None:
+                    progress += ui_text("status_eta", lang, eta=data["eta"])
+            return ui_text(
+                "status_wait", lang, what=what, progress=progress, seconds=data["seconds"]
             )
-            progress = f"，嵌入{data['progress']}" if data["progress"] else ""
-            return f"**请稍候**：{what}{progress}…… 已用 {data['seconds']:.0f} 秒"
-        ready = (
-            f"**已就绪**：{data['files']} 个文件、{data['articles']} 篇文章 · "
-            f"默认检索方式 `{data['mode']}` · 用时 {data['seconds']:.1f} 秒载入"
+        ready = ui_text(
+            "status_ready",
+            lang,
+            files=data["files"],
+            articles=data["articles"],
+            mode=mode_name(data["mode"], lang),
+            seconds=data["seconds"],
         )
         if not data["articles"]:
-            ready += " · 文库还是空的：上传文章（txt、md、html、pdf、docx、csv 等）即可提问"
+            ready += ui_text("status_empty", lang)
         skipped = data["skipped"]
         if skipped:
             shown = "；".join(f"{s['file']}（{s['reason']}）" for s in skipped[:SHOWN_SKIPPED])
-            more = f" 等 {len(skipped)} 项" if len(skipped) > SHOWN_SKIPPED else ""
-            ready += f"  \n**未收录**：{_md_escape(shown)}{more}"
+            more = (
+                ui_text("status_more", lang, count=len(skipped))
+                if len(skipped) > SHOWN_SKIPPED
+                else ""
+            )
+            ready += ui_text("status_skipped", lang, shown=_md_escape(shown), more=more)
         return ready
 
-    def pending_notice(self) -> str | None:
+    def pending_notice(self, lang: str = ZH_CODE) -> str | None:
         """A chat notice while the index is not ready yet (None once it is)."""
         state = self.service.state()
         if state.ready or state.error:
             return None
-        return render_notice("索引仍在建立中，回答会在完成后出现，请稍候……")
+        return render_notice(ui_text("pending", lang))
 
 
 def _question(question: object) -> str:

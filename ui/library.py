@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from rag import Config, RagError, Retriever, bundled_seeds_dir, cache_dir
+from rag import PROGRESS_DESC, Config, RagError, Retriever, bundled_seeds_dir, cache_dir
 
 RetrieverFactory = Callable[[], Retriever]
 
@@ -74,14 +75,17 @@ class LoadState:
         error: why opening failed ("" when it did not).
         seconds: time spent opening so far (or in total, once done).
         building: the index is being built from scratch (the slow first start).
-        progress: where embedding stands while it runs, e.g. "第 2 轮 3/16 批", or "".
+        files_done / files_total: files indexed so far and to index, while building.
+        eta: seconds the build should still take (None until a rate is known).
     """
 
     ready: bool
     error: str
     seconds: float
     building: bool
-    progress: str = ""
+    files_done: int = 0
+    files_total: int = 0
+    eta: float | None = None
 
 
 class RetrieverService:
@@ -110,7 +114,6 @@ class RetrieverService:
         self._finished = 0.0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._bars_seen: list[int] = []  # progress bars met so far: one per embedding pass
 
     @classmethod
     def for_config(cls, config: Config) -> RetrieverService:
@@ -159,20 +162,8 @@ class RetrieverService:
             error=self._error,
             seconds=max(0.0, end - self._started) if self._started else 0.0,
             building=self._building,
-            progress="" if done else self._progress(),
+            **({} if done else _files_progress()),
         )
-
-    def _progress(self) -> str:
-        """The running embedding pass and its batch count, from its progress bar."""
-        bar = _live_bar()
-        if bar is None:
-            return ""
-        key, position, total = bar
-        with self._start_lock:
-            if key not in self._bars_seen:
-                self._bars_seen.append(key)
-            number = self._bars_seen.index(key) + 1
-        return f"第 {number} 轮 {position}/{total} 批"
 
     def _open(self) -> None:
         if self._building:
@@ -196,14 +187,15 @@ class RetrieverService:
             print(f"newsqa chat: ready in {seconds:.1f} s ({count} articles)", flush=True)
 
 
-def _live_bar() -> tuple[int, int, int] | None:
-    """``(id, position, total)`` of the running embedding progress bar (best effort)."""
+def _files_progress() -> dict[str, Any]:
+    """Files done and total and the ETA of a running index build, from its progress bar."""
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-        return None
+        return {}
     for bar in list(getattr(tqdm, "_instances", ())):
-        total = getattr(bar, "total", None)
-        if total and getattr(bar, "desc", "") != "Loading weights":
-            return id(bar), int(bar.n), int(total)
-    return None
+        if getattr(bar, "desc", "") == PROGRESS_DESC and bar.total:
+            rate = bar.format_dict.get("rate")
+            eta = (bar.total - bar.n) / rate if rate else None
+            return {"files_done": int(bar.n), "files_total": int(bar.total), "eta": eta}
+    return {}

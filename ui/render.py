@@ -3,82 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from html import escape
+from urllib.parse import quote
 
-from rag import Answer, Hit
+from rag import Answer, Citation, Hit, article_id
+
+from .strings import Labels, labels_for
 
 MAX_WEAK = 3  # closest candidates shown when the articles do not answer
 COLLAPSE_AT = 220  # passages longer than this (characters) are folded
 EXCERPT_CONTEXT = 60  # characters of context around the answer in a folded passage
-
-
-@dataclass(frozen=True)
-class Labels:
-    """The words of a reply, in the question's language."""
-
-    colon: str
-    searched: str
-    mode: str
-    modes: dict[str, str]
-    passages: str
-    not_found: str
-    weak: str
-    weak_note: str
-    answer: str
-    related: str
-    weakly: str
-    fits: str
-    unfit: str
-    expand: str
-    chars: str
-    error: str
-    also_in: str
-
-
-ZH = Labels(
-    colon="：",
-    searched="检索语句",
-    mode="检索方式",
-    modes={"hybrid": "混合", "dense": "向量", "lexical": "关键词"},
-    passages="出处段落",
-    not_found="资料中没有找到相关内容。",
-    weak="低相关",
-    weak_note="以下是最接近的几段，相关度低，仅供参考：",
-    answer="答案",
-    related="相关",
-    weakly="弱相关",
-    fits="含所问的信息类型",
-    unfit="不含所问的信息类型",
-    expand="展开全文",
-    chars="字",
-    error="出错了",
-    also_in="同见于",
-)
-EN = Labels(
-    colon=": ",
-    searched="Searched as",
-    mode="Retrieval mode",
-    modes={"hybrid": "hybrid", "dense": "dense (vectors)", "lexical": "lexical (keywords)"},
-    passages="Sources",
-    not_found="The articles do not contain this.",
-    weak="weak match",
-    weak_note="The closest passages, weakly related, for reference only:",
-    answer="answer",
-    related="related",
-    weakly="weakly related",
-    fits="holds the kind of information asked for",
-    unfit="does not hold the kind of information asked for",
-    expand="Show the whole passage",
-    chars="characters",
-    also_in="also in",
-    error="Error",
-)
-
-
-def labels_for(english: bool) -> Labels:
-    """The reply words for an English (True) or Chinese (False) question."""
-    return EN if english else ZH
 
 
 def render_reply(
@@ -196,6 +130,33 @@ def verdict(answer: Answer, hit: Hit, words: Labels) -> tuple[str, str, bool]:
     return words.weakly, words.unfit, False
 
 
+def locator(citation: Citation) -> str:
+    """The citation's locator: its reference without the file (``51-53``, ``1:37-290``,
+    ``p.3``), what a link to the article names after ``#``."""
+    return str(citation)[len(citation.file) :].lstrip(":").strip()
+
+
+def article_href(hit: Hit, marked: bool = True) -> str:
+    """The link to the hit's whole article, scrolled to it: ``article/<id>#<locator>``.
+
+    Args:
+        hit: a retrieved passage.
+        marked: also name the answering sentence (``&s=``) and its span (``&a=``),
+            as offsets into the article text, so they are highlighted there.
+
+    Returns:
+        A link relative to the chat page (not escaped).
+    """
+    c = hit.citation
+    fragment = quote(locator(c), safe=":-.")
+    start, end = _sentence_span(hit)
+    if marked and start < end:
+        fragment += f"&s={c.start + start}-{c.start + end}"
+        if 0 <= hit.answer_start < hit.answer_end:
+            fragment += f"&a={c.start + hit.answer_start}-{c.start + hit.answer_end}"
+    return f"article/{article_id(hit.chunk_id)}#{fragment}"
+
+
 def _marked(hit: Hit, start: int, end: int) -> str:
     """``hit.text[start:end]`` escaped in ``<mark>``, its answering span in bold."""
     a, b = hit.answer_start, hit.answer_end
@@ -227,7 +188,8 @@ def _render_best(hit: Hit) -> str:
         inner = _text(_quoted(stripped or hit.text.strip()))
     return (
         f'<blockquote class="nq-answer">{inner}'
-        f'<sup class="nq-marker" title="{escape(str(hit.citation))}">[{hit.rank}]</sup>'
+        f'<sup class="nq-marker" title="{escape(str(hit.citation))}">'
+        f'<a class="nq-open" href="{escape(article_href(hit))}">[{hit.rank}]</a></sup>'
         "</blockquote>"
     )
 
@@ -239,19 +201,22 @@ def _render_hits(answer: Answer, hits: Sequence[Hit], words: Labels, weak: bool)
 
 def _render_hit(answer: Answer, hit: Hit, words: Labels, weak: bool) -> str:
     c = hit.citation
+    label, reason, passes = verdict(answer, hit, words)
+    href = escape(article_href(hit, passes))
     badge = f'<span class="nq-badge">{words.weak}</span>' if weak else ""
     byline = f'<span class="nq-byline"> · {escape(c.byline)}</span>' if c.byline else ""
     head = (
-        f'<div class="nq-head"><span class="nq-num">[{hit.rank}]</span> '
-        f'<span class="nq-title">{escape(c.title) or "—"}</span>{byline}{badge}</div>'
+        f'<div class="nq-head"><a class="nq-open" href="{href}">'
+        f'<span class="nq-num">[{hit.rank}]</span> '
+        f'<span class="nq-title">{escape(c.title) or "—"}</span></a>{byline}{badge}</div>'
     )
     also = "".join(
         f' · {words.also_in} <code class="nq-cite">{escape(str(other))}</code>'
         for other in hit.also_cited
     )
-    label, reason, passes = verdict(answer, hit, words)
     meta = (
-        f'<div class="nq-meta"><code class="nq-cite">{escape(str(c))}</code>'
+        f'<div class="nq-meta"><a class="nq-open" href="{href}">'
+        f'<code class="nq-cite">{escape(str(c))}</code></a>'
         f' · <span class="nq-label" title="{escape(reason)}">{label}</span>{also}</div>'
     )
     css = "nq-hit nq-weak" if weak else "nq-hit"
@@ -307,3 +272,48 @@ def _text(text: str) -> str:
 def _block(css: str, inner: str) -> str:
     """One HTML block on one line, so the chat's Markdown renderer leaves it alone."""
     return f'<div class="{css}">{inner}</div>'
+
+
+def render_markdown(
+    answer: Answer, question: str, english: bool = False, links: bool = True
+) -> str:
+    """One reply as Markdown with its full citations (what "copy" and "export" give).
+
+    Args:
+        answer: what the retriever returned (``answer.question``: what was searched).
+        question: what the user typed.
+        english: label it in English rather than Chinese.
+        links: add each passage's link to its article (relative to the chat page).
+
+    Returns:
+        The question, the quoted answer with its marker, then each cited passage: rank,
+        title, byline, date, reference, label and sentence.
+    """
+    words = labels_for(english)
+    lines = [f"**{words.question}**{words.colon}{question.strip()}", ""]
+    if answer.question.strip() != question.strip():
+        lines += [f"{words.searched}{words.colon}{answer.question}", ""]
+    if answer.found and answer.best is not None:
+        sentence = answer.best.sentence.strip() or answer.best.text.strip()
+        lines += [f"**{words.answer}**{words.colon}{_quoted(sentence)} [{answer.best.rank}]", ""]
+        hits = list(answer.hits)
+    else:
+        lines += [words.not_found, ""]
+        hits = list(answer.hits[:MAX_WEAK])
+    if hits:
+        lines += [f"**{words.sources}**{words.colon}", ""]
+    for hit in hits:
+        c = hit.citation
+        label, _, passes = verdict(answer, hit, words)
+        about = " · ".join(
+            part for part in (f"《{c.title}》" if c.title else "—", c.byline, c.date) if part
+        )
+        line = f"[{hit.rank}] {about} · `{c}` · {label}"
+        if links:
+            line += f" · [{words.open_article}]({article_href(hit, passes)})"
+        lines.append(line)
+        quoted = (hit.sentence if passes and hit.sentence.strip() else hit.text).strip()
+        lines.append("    > " + " ".join(quoted.split()))
+        for other in hit.also_cited:
+            lines.append(f"    {words.also_in} `{other}`")
+    return "\n".join(lines).rstrip() + "\n"

