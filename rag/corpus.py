@@ -1169,26 +1169,33 @@ def _read_html(data: bytes, name: str) -> list[Article]:
 
 
 def _read_docx(data: bytes, name: str) -> list[Article]:
-    """A Word document: its paragraphs, a Title or Heading styled one as a heading.
+    """A Word document: its paragraphs and table rows in order, Title/Heading styles as headings.
 
-    The first non-empty paragraph styled Title or Heading is the article's title.
-    Cited by non-empty paragraph (``report.docx para 4``).
+    The first non-empty paragraph styled Title or Heading is the article's title. A table
+    row reads as one sentence, its cells joined by " | " (a merged cell once). Cited by
+    non-empty paragraph or row (``report.docx para 4``).
     """
     import io
 
     import docx
+    from docx.table import Table
 
     document = docx.Document(io.BytesIO(data))
     lines: list[tuple[str, int]] = []
-    number = 0
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = list(dict.fromkeys(row.cells))  # a merged cell repeats in row.cells
+                text = " | ".join(t for t in (" ".join(c.text.split()) for c in cells) if t)
+                if text:  # a full stop: a row is a sentence, never taken for a heading
+                    lines.append((text + "。", len(lines) + 1))
+            continue
+        text = block.text.strip()
         if not text:
             continue
-        number += 1
-        style = (paragraph.style.name or "") if paragraph.style is not None else ""
+        style = (block.style.name or "") if block.style is not None else ""
         level = _heading_level(style)
-        lines.append((f"{'#' * level} {text}" if level else text, number))
+        lines.append((f"{'#' * level} {text}" if level else text, len(lines) + 1))
     return _from_units(lines, name, "para")
 
 

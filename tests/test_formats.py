@@ -185,6 +185,41 @@ def test_a_word_document_without_a_heading_takes_its_first_sentence_as_title() -
     assert article.unit == "para" and article.date == ""
 
 
+def test_a_word_tables_rows_are_read_in_place_and_cited_as_paragraphs() -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("一季度全省重点项目进展", level=0)
+    document.add_paragraph("各市重点项目开复工情况如下。")
+    table = document.add_table(rows=3, cols=3)
+    for row, values in zip(
+        table.rows,
+        [
+            ("城市", "开复工项目", "完成投资"),
+            ("七台河", "21个", "15亿元"),
+            ("绥芬河", "14个", "9亿元"),
+        ],
+        strict=True,
+    ):
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+    table.rows[0].cells[1].merge(table.rows[0].cells[2]).text = "进展"  # a merged header
+    document.add_paragraph("全省项目建设总体顺利。")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    (article,) = load_bytes(buffer.getvalue(), "q1.docx")
+    assert article.text.split("\n") == [
+        "各市重点项目开复工情况如下。",
+        "城市 | 进展。",
+        "七台河 | 21个 | 15亿元。",
+        "绥芬河 | 14个 | 9亿元。",
+        "全省项目建设总体顺利。",
+    ]
+    chunks = chunk_articles([article], 14, 0)
+    row = next(c for c in chunks if "七台河 | 21个" in c.text)
+    assert str(row.citation) == "q1.docx para 4"
+
+
 def test_heading_styles_become_sections() -> None:
     data = _docx(
         [
