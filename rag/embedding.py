@@ -280,13 +280,7 @@ class SentenceTransformerEmbedder(Embedder):
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         workers: int | None = None,
     ) -> None:
-        default_query, default_passage = family_prefixes(model)
-        self.query_prefix = default_query if query_prefix is None else query_prefix
-        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
-        self.batch_size = batch_size
-        self.token_budget = token_budget
-        self.workers = max(1, min(workers or available_cpus(), MAX_WORKERS))
-        self.name = model
+        self._set_batching(model, query_prefix, passage_prefix, batch_size, token_budget, workers)
         self.model = load_sentence_transformer(resolve_model_path(model))
         use_single_intra_op_thread()
         # renamed in sentence-transformers 5; keep both spellings working
@@ -295,6 +289,24 @@ class SentenceTransformerEmbedder(Embedder):
             or self.model.get_sentence_embedding_dimension
         )
         self.dim = int(dimension() or 0)
+
+    def _set_batching(
+        self,
+        model: str,
+        query_prefix: str | None,
+        passage_prefix: str | None,
+        batch_size: int,
+        token_budget: int,
+        workers: int | None,
+    ) -> None:
+        """The name, prefixes and batching settings (shared with runtime subclasses)."""
+        default_query, default_passage = family_prefixes(model)
+        self.query_prefix = default_query if query_prefix is None else query_prefix
+        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
+        self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.workers = max(1, min(workers or available_cpus(), MAX_WORKERS))
+        self.name = model
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts], progress=False)

@@ -32,11 +32,8 @@ import numpy as np
 from .config import cache_dir
 from .embedding import (
     DEFAULT_TOKEN_BUDGET,
-    MAX_WORKERS,
     SentenceTransformerEmbedder,
     Spans,
-    available_cpus,
-    family_prefixes,
     hub_offline,
     load_sentence_transformer,
     lower_worker_priority,
@@ -263,13 +260,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         runtime: str = "onnx-int8",
     ) -> None:
         ort = require_onnxruntime()
-        default_query, default_passage = family_prefixes(model)
-        self.query_prefix = default_query if query_prefix is None else query_prefix
-        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
-        self.batch_size = batch_size
-        self.token_budget = token_budget
-        self.workers = max(1, min(workers or available_cpus(), MAX_WORKERS))
-        self.name = model
+        self._set_batching(model, query_prefix, passage_prefix, batch_size, token_budget, workers)
         self.runtime = runtime
         folder = ensure_runtime_model(model, runtime)
         try:
