@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 AREA_FILE = "000_e1705054eebe6bde.txt"
 # (question, the file that answers it, text the answering passage holds), one or two per seed
@@ -41,3 +50,48 @@ def call_result(http: httpx.Client, name: str, event_id: str) -> tuple[str, Any]
                 payload = line.removeprefix("data:").strip()
                 return event, json.loads(payload) if payload else None
     raise AssertionError(f"no result from /{name}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served_seed_chat(root: Path) -> Iterator[tuple[str, Path, Any, httpx.Client]]:
+    """``newsqa chat --folder <copy of the seeds> --embedder hash --index-dir …``, served in
+    this process (the steps of :func:`ui.app.launch`, not blocking) under ``root``.
+
+    The real app, queue and API over the hash embedder, so it is ready in seconds and
+    needs no model; quality claims belong to the slow tests over the real model.
+
+    Yields:
+        Its url, the copy of the seeds it serves, its config, and an HTTP client on it,
+        once ``/status`` says it is ready.
+    """
+    from rag.cli import make_config
+    from ui.app import build_app, serve
+    from ui.library import chat_config
+
+    corpus = root / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NEWSQA_CACHE", str(root / "cache"))
+        env.setenv("GRADIO_TEMP_DIR", str(root / "uploads"))
+        config = chat_config(make_config(folder=corpus, index_dir=root / "index", embedder="hash"))
+        app = build_app(config)
+        try:
+            url = serve(app, port=free_port(), block=False)
+            with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
+                deadline = time.monotonic() + 60
+                while not (
+                    status := call_result(http, "status", submit_call(http, "status"))[1][0]
+                )["ready"]:
+                    assert not status["error"], status["error"]
+                    assert time.monotonic() < deadline, f"not ready in 60 s: {status}"
+                    time.sleep(0.1)
+                yield url, corpus, config, http
+        finally:
+            app.close()

@@ -5,16 +5,14 @@ re-index, download, and a status line kept current."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from helpers import SEED_ANSWERS
-from test_ui import SEEDS, Api, _free_port, browser, screenshot  # noqa: F401 - a fixture
+from helpers import SEED_ANSWERS, served_seed_chat
+from test_ui import SEEDS, Api, browser, screenshot  # noqa: F401 - a fixture
 
 from rag import Config, Retriever
 
@@ -33,32 +31,10 @@ SNOW_ARTICLE = (
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """``newsqa chat --folder <copy of the seeds> --embedder hash --index-dir …``, in this
     process (the steps of :func:`ui.app.launch`, not blocking), one per module."""
-    from rag.cli import make_config
-    from ui.app import build_app, serve
-    from ui.library import chat_config
-
     started = time.monotonic()
-    root = tmp_path_factory.mktemp("library-server")
-    corpus = root / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NEWSQA_CACHE", str(root / "cache"))
-        env.setenv("GRADIO_TEMP_DIR", str(root / "uploads"))
-        config = make_config(folder=corpus, index_dir=root / "index", embedder="hash")
-        app = build_app(chat_config(config))
-        try:
-            url = serve(app, port=_free_port(), block=False)
-            with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
-                server = Api(url, corpus, http)
-                deadline = time.monotonic() + 60
-                while not (status := server.status())["ready"]:
-                    assert not status["error"], status["error"]
-                    assert time.monotonic() < deadline, f"not ready in 60 s: {status}"
-                    time.sleep(0.1)
-                print(f"library server ready in {time.monotonic() - started:.1f} s")
-                yield server
-        finally:
-            app.close()
+    with served_seed_chat(tmp_path_factory.mktemp("library-server")) as (url, corpus, _, http):
+        print(f"library server ready in {time.monotonic() - started:.1f} s")
+        yield Api(url, corpus, http)
 
 
 @pytest.fixture()

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import AREA_FILE, SEED_ANSWERS, call_result, submit_call
-from test_ui import _contrast, _free_port, browser  # noqa: F401 - browser: a fixture
+from helpers import AREA_FILE, SEED_ANSWERS, served_seed_chat
+from test_ui import _contrast, browser  # noqa: F401 - browser: a fixture
 
 from eval.qa import load_jsonl
 from rag import Config
@@ -53,28 +52,8 @@ class Room:
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     """``newsqa chat --folder <copy of the seeds> --embedder hash``, served in this process."""
-    from rag.cli import make_config
-    from ui.app import build_app, serve
-    from ui.library import chat_config
-
-    root = tmp_path_factory.mktemp("reading-room")
-    corpus = root / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NEWSQA_CACHE", str(root / "cache"))
-        env.setenv("GRADIO_TEMP_DIR", str(root / "uploads"))
-        config = chat_config(make_config(folder=corpus, index_dir=root / "index", embedder="hash"))
-        app = build_app(config)
-        try:
-            url = serve(app, port=_free_port(), block=False)
-            with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
-                deadline = time.monotonic() + 60
-                while not call_result(http, "status", submit_call(http, "status"))[1][0]["ready"]:
-                    assert time.monotonic() < deadline, "the chat is not ready in 60 s"
-                    time.sleep(0.2)
-                yield Room(url, config, http)
-        finally:
-            app.close()
+    with served_seed_chat(tmp_path_factory.mktemp("reading-room")) as (url, _, config, http):
+        yield Room(url, config, http)
 
 
 @pytest.fixture()

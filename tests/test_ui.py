@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import AREA_FILE, SEED_ANSWERS, call_result, submit_call
+from helpers import AREA_FILE, SEED_ANSWERS, call_result, free_port, served_seed_chat, submit_call
 
 from rag import (
     Answer,
@@ -343,18 +342,24 @@ def test_a_failed_opening_is_shown_and_questions_get_the_reason() -> None:
     assert "corpus folder not found" in reply.html and backend.articles() == []
 
 
-def test_questions_asked_while_the_index_builds_get_a_notice_then_the_answer(
-    fake: FakeRetriever,
-) -> None:
-    from ui.app import Handlers
-
+def _still_opening(fake: FakeRetriever) -> tuple[RetrieverService, threading.Event]:
+    """A service building its index until the event is set, then handing out ``fake``."""
     gate = threading.Event()
 
     def slow() -> Any:
         gate.wait(10)
         return fake
 
-    handlers = Handlers(ChatBackend(RetrieverService(slow, building=True).start()))
+    return RetrieverService(slow, building=True).start(), gate
+
+
+def test_questions_asked_while_the_index_builds_get_a_notice_then_the_answer(
+    fake: FakeRetriever,
+) -> None:
+    from ui.app import Handlers
+
+    service, gate = _still_opening(fake)
+    handlers = Handlers(ChatBackend(service))
     assert "首次启动" in handlers.backend.status_text()
     assert handlers.backend.articles() == []
     conversation = Conversation()
@@ -376,13 +381,8 @@ def test_the_status_line_counts_the_files_of_a_running_build_in_the_page_languag
 
     from rag import PROGRESS_DESC
 
-    gate = threading.Event()
-
-    def slow() -> Any:
-        gate.wait(10)
-        return fake
-
-    backend = ChatBackend(RetrieverService(slow, building=True).start())
+    service, gate = _still_opening(fake)
+    backend = ChatBackend(service)
     with tqdm(total=600, desc=PROGRESS_DESC, disable=False) as bar:
         bar.update(150)
         zh, en = backend.status_text(), backend.status_text("en")
@@ -467,12 +467,6 @@ def test_the_app_publishes_ask_upload_and_status(fake: FakeRetriever) -> None:
 # ----------------------------------------------------------------------------- the API, fast
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Api:
     """The chat's HTTP API, spoken as a program does (Gradio's ``/gradio_api/call/<name>``).
@@ -527,36 +521,9 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """The chat as ``newsqa chat --folder <copy of the seeds> --embedder hash`` serves it.
-
-    The same steps as :func:`ui.app.launch` (``chat_config``, ``build_app``, ``serve``),
-    in this process and without blocking: the real app, queue and API over the hash
-    embedder, so it is ready in seconds and needs no model. Quality claims belong to the
-    slow tests over the real model.
-    """
-    from rag.cli import make_config
-    from ui.app import build_app, serve
-
-    root = tmp_path_factory.mktemp("api-server")
-    corpus = root / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NEWSQA_CACHE", str(root / "cache"))
-        env.setenv("GRADIO_TEMP_DIR", str(root / "uploads"))
-        config = make_config(folder=corpus, index_dir=root / "index", embedder="hash")
-        app = build_app(chat_config(config))
-        try:
-            url = serve(app, port=_free_port(), block=False)
-            with httpx.Client(base_url=url, timeout=60, trust_env=False) as http:
-                server = Api(url, corpus, http)
-                deadline = time.monotonic() + 60
-                while not (status := server.status())["ready"]:
-                    assert not status["error"], status["error"]
-                    assert time.monotonic() < deadline, f"not ready in 60 s: {status}"
-                    time.sleep(0.1)
-                yield server
-        finally:
-            app.close()
+    """The chat as ``newsqa chat --folder <copy of the seeds> --embedder hash`` serves it."""
+    with served_seed_chat(tmp_path_factory.mktemp("api-server")) as (url, corpus, _, http):
+        yield Api(url, corpus, http)
 
 
 def test_the_api_answers_and_resolves_a_follow_up_from_its_history(api: Api) -> None:
@@ -719,7 +686,7 @@ def server(
     (cache / "models").mkdir(parents=True)
     for entry in (model_cache / "models").iterdir():
         (cache / "models" / entry.name).symlink_to(entry.resolve())
-    port = _free_port()
+    port = free_port()
     info = Server(f"http://127.0.0.1:{port}/", corpus, root / "server.log")
     command = [sys.executable, "-m", "rag.cli", "chat", "--folder", str(corpus)]
     command += ["--index-dir", str(index), "--port", str(port)]
