@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra insta
     BM25S_AVAILABLE = False
 
 # BM25sIndex.load restores bm25s.BM25's internal state (scores, vocab_dict) without
-# re-indexing; that state is not public API, so the exact version is pinned in
+# re-indexing, and build_bm25_scores mirrors its build_index_from_ids with its private
+# scoring functions; neither is public API, so the exact version is pinned in
 # pyproject.toml and tests/test_lexical.py fails when another one is installed.
 BM25S_VERSION = "0.3.16"
 
@@ -155,11 +156,8 @@ class BM25sIndex(LexicalIndex):
         if not len(ids):
             return ids, None
         model = bm25s.BM25()
-        model.scores = model.build_index_from_ids(
-            unique_token_ids=list(range(len(self._vocab))),
-            corpus_token_ids=_WordIds(docs, ids),
-            show_progress=False,
-        )
+        model.scores = build_bm25_scores(model, [docs[v] for v in ids.tolist()], len(self._vocab))
+        model.nonoccurrence_array = None  # as build_index_from_ids leaves it for our method
         model.vocab_dict = self._vocab
         return ids, model
 
@@ -260,18 +258,94 @@ class BM25sIndex(LexicalIndex):
         return len(self._docs)
 
 
-class _WordIds:
-    """The texts' word ids in ``ids`` order, as bm25s reads a corpus (lists, one at a time)."""
+# Tokens per block of documents in build_bm25_scores: its temporaries are about 100 bytes
+# per token of a block (~30 MiB), whatever the library's size; larger blocks are no faster.
+BLOCK_TOKENS = 1 << 18
 
-    def __init__(self, docs: dict[int, np.ndarray], ids: np.ndarray) -> None:
-        self._docs, self._ids = docs, ids
 
-    def __len__(self) -> int:
-        return len(self._ids)
+def build_bm25_scores(
+    model: Any, docs: Sequence[np.ndarray], n_vocab: int, block_tokens: int = BLOCK_TOKENS
+) -> dict[str, Any]:
+    """bm25s's score matrix over ``docs``, built a block of documents at a time.
 
-    def __iter__(self) -> Iterator[list[int]]:
-        for vid in self._ids.tolist():
-            yield self._docs[vid].tolist()
+    Gives what ``model.build_index_from_ids(list(range(n_vocab)), docs)`` gives (bm25s
+    0.3.16, ``BM25.build_index_from_ids`` with its default numpy CSC backend): the same
+    ``data``/``indices``/``indptr``/``num_docs``, dtypes, and values, the scores computed
+    with bm25s's own idf and tf functions (``scoring._select_idf_scorer`` /
+    ``_select_tfc_scorer``) in the same float64 order of operations. Why not call it:
+    bm25s holds about 28 bytes per posting in temporaries (a Counter per document, the
+    COO triplets, a packed sort key and its argsort), 3x the finished matrix and the
+    peak of a large index build. Here pass 1 counts the documents each word occurs in,
+    which sizes the CSC arrays (8 bytes per posting); pass 2 writes each block's scores
+    straight into their place, so only one block's temporaries exist at a time.
+
+    Args:
+        model: a ``bm25s.BM25`` whose ``method``, ``idf_method``, ``k1``, ``b``, ``dtype``
+            and ``int_dtype`` to use; BM25L and BM25+ (which also need bm25s's
+            non-occurrence array) are not supported.
+        docs: each document's word ids (integers in ``[0, n_vocab)``), in matrix row order.
+        n_vocab: the number of word ids (the matrix's columns).
+        block_tokens: about how many tokens a block holds (a longer document is a block).
+
+    Returns:
+        The ``scores`` dict to set on ``model``: column ``j``'s rows (documents, ascending)
+        are ``indices[indptr[j]:indptr[j + 1]]``, their scores the same slice of ``data``.
+
+    Raises:
+        ValueError: for BM25L / BM25+, or a word id outside ``[0, n_vocab)``.
+    """
+    if model.method in model.methods_requiring_nonoccurrence:
+        raise ValueError(f"build_bm25_scores does not support method {model.method!r}")
+    n_docs = len(docs)
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n_docs)
+    avg_doc_len = lengths.mean() if n_docs else 0.0  # as bm25s: np.array(lengths).mean()
+    starts = np.cumsum(lengths) - lengths
+    cuts = np.flatnonzero(np.diff(starts // max(block_tokens, 1))) + 1
+    bounds = np.concatenate([[0], cuts, [n_docs]]).tolist() if n_docs else [0]
+    blocks = list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def postings(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(word, document, term frequency) of docs[start:stop], by word then document."""
+        words = np.concatenate([docs[i] for i in range(start, stop)]).astype(np.int64)
+        if words.size and (words.min() < 0 or words.max() >= n_vocab):
+            raise ValueError(f"word ids must be in [0, {n_vocab})")
+        rows = np.repeat(np.arange(stop - start, dtype=np.int64), lengths[start:stop])
+        keys, tf = np.unique(words * (stop - start) + rows, return_counts=True)
+        return keys // (stop - start), keys % (stop - start) + start, tf
+
+    # pass 1: document frequencies -> idf (bm25s's _calculate_doc_freqs, _build_idf_array)
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for start, stop in blocks:
+        df += np.bincount(postings(start, stop)[0], minlength=n_vocab)
+    idf_fn = bm25s.scoring._select_idf_scorer(model.idf_method)
+    distinct, which = np.unique(df, return_inverse=True)
+    idf_of = [idf_fn(v, N=n_docs) if v else 0.0 for v in distinct.tolist()]
+    idf = np.asarray(idf_of, dtype=np.float64)[which].astype(model.dtype)
+
+    # pass 2: scores (bm25s's _build_scores_and_indices_for_matrix), written in CSC order
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)  # _np_csc_python's indptr dtype
+    np.cumsum(df, out=indptr[1:])
+    data = np.empty(indptr[-1], dtype=model.dtype)
+    indices = np.empty(indptr[-1], dtype=model.int_dtype)
+    heads = indptr[:-1].copy()  # next free slot of each column
+    tfc_fn = bm25s.scoring._select_tfc_scorer(model.method)
+    for start, stop in blocks:
+        words, rows, tf = postings(start, stop)
+        counts = np.bincount(words, minlength=n_vocab)
+        first = np.cumsum(counts) - counts  # where each word's run starts in this block
+        slots = heads[words] + np.arange(len(words)) - first[words]
+        heads += counts
+        tfc = tfc_fn(
+            tf_array=tf.astype(model.dtype),
+            l_d=lengths[rows],
+            l_avg=avg_doc_len,
+            k1=model.k1,
+            b=model.b,
+            delta=model.delta,
+        )
+        data[slots] = idf[words] * tfc
+        indices[slots] = rows
+    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
 
 
 def _mapped_docs(path: Path, ids: np.ndarray, lengths: np.ndarray) -> dict[int, np.ndarray]:
