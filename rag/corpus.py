@@ -1256,18 +1256,26 @@ def _read_rows(data: bytes, name: str) -> list[Article]:
     suffix = Path(name).suffix.lower()
     rows: list[tuple[int, dict[str, str]]] = []
     if suffix == ".jsonl":
+        # A broken line costs its own row only: a dump of thousands of articles with one
+        # truncated line is still read, and the lines left out are named.
+        bad: list[str] = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UnreadableFileError(
-                    f"{name}: line {number} is not a JSON object ({exc.msg}), skipped"
-                ) from exc
+                bad.append(f"line {number} is not a JSON object ({exc.msg})")
+                continue
             if not isinstance(record, dict):
-                raise UnreadableFileError(f"{name}: line {number} is not a JSON object, skipped")
+                bad.append(f"line {number} is not a JSON object")
+                continue
             rows.append((number, {str(k).lower(): _cell(v) for k, v in record.items()}))
+        if bad and not rows:
+            raise UnreadableFileError(f"{name}: {bad[0]}, skipped")
+        if bad:
+            shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+            warnings.warn(f"{name}: {shown}: those rows skipped", SkippedFileWarning, stacklevel=2)
     else:
         delimiter = "\t" if suffix == ".tsv" else ","
         csv.field_size_limit(MAX_FILE_BYTES)  # one cell may hold a whole long article

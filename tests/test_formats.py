@@ -384,9 +384,17 @@ def test_a_csv_without_a_text_column_is_skipped() -> None:
         load_bytes(b"a,b\n1,2\n", "numbers.csv")
 
 
-def test_a_bad_jsonl_line_is_named() -> None:
-    with pytest.raises(UnreadableFileError, match="line 2"):
-        load_bytes(b'{"text": "\xe6\xad\xa3\xe6\x96\x87\xe3\x80\x82"}\n{oops\n', "bad.jsonl")
+def test_a_bad_jsonl_line_skips_only_its_row_and_is_named() -> None:
+    lines = ['{"text": "第一篇正文。"}', "{oops", "[1, 2]", '{"text": "第四篇正文。"}']
+    with pytest.warns(SkippedFileWarning, match="line 2 is not a JSON object.*line 3"):
+        articles = load_bytes("\n".join(lines).encode(), "dump.jsonl")
+    assert [a.text for a in articles] == ["第一篇正文。", "第四篇正文。"]
+    assert [a.line_of[0] for a in articles] == [1, 4]
+
+
+def test_a_jsonl_file_with_no_good_line_is_skipped() -> None:
+    with pytest.raises(UnreadableFileError, match="line 1"):
+        load_bytes(b"{oops\n[1]\n", "bad.jsonl")
 
 
 # ------------------------------------------------------------------ records and errors
