@@ -53,10 +53,11 @@ MODES = ("dense", "lexical", "hybrid")
 # ONNX Runtime fp32, or ONNX Runtime with int8 dynamic quantisation; "auto": onnx-int8
 # where onnxruntime and onnx are installed, else torch (with a warning).
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
-# torch stays the default: onnx-int8 embeds 2.1x faster (bench/embedding.py, seed chunks)
-# and ties on the seeds (Hit@1 0.964, Hit@5 1.000), but found 3 of CMRC's 1,000 answers
-# one rank lower (Hit@1 0.925 -> 0.922; Hit@5 0.998 both), more than the one question allowed.
-DEFAULT_RUNTIME = "torch"
+# The default: passages on onnx-int8, questions in fp32 (OnnxEmbedder.embed_queries).
+# news-dev builds about twice as fast as on torch, and the seeds, CMRC and news-dev sets
+# each stay within one question of torch's Hit@1 (bench/README.md, "Runtime"). Embedding
+# questions on int8 too lost 4 of CMRC's 1,000 (Hit@1 0.925 -> 0.921).
+DEFAULT_RUNTIME = "auto"
 # Where the second stage's sentence vectors come from: a separate embedding of each
 # sentence, or pooled from the chunk's own forward pass (rag/sentences.py).
 SENTENCE_VECTORS = ("separate", "pooled")

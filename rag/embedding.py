@@ -586,7 +586,7 @@ def create_embedder(config: Config) -> Embedder:
         and config.embedder == "sentence-transformers"
     ):
         _warn_torch_fallback()
-    return _cached_embedder(
+    return cached_embedder(
         config.embedder,
         config.model,
         config.query_prefix,
@@ -601,7 +601,7 @@ def _warn_torch_fallback() -> None:
     """Say once per process that ``runtime="auto"`` fell back to PyTorch."""
     warnings.warn(
         "onnxruntime is not installed: embedding on PyTorch (slower); "
-        'pip install "newsqa[onnx]" for the int8 ONNX runtime',
+        "pip install onnxruntime onnx for the int8 ONNX runtime",
         RuntimeFallbackWarning,
         stacklevel=3,
     )
@@ -612,7 +612,7 @@ class RuntimeFallbackWarning(UserWarning):
 
 
 @lru_cache(maxsize=4)
-def _cached_embedder(
+def cached_embedder(
     name: str,
     model: str,
     query_prefix: str | None,
@@ -620,6 +620,7 @@ def _cached_embedder(
     batch_size: int,
     runtime: str = "torch",
 ) -> Embedder:
+    """The embedder for these settings, built once per process (see :func:`create_embedder`)."""
     if name == "sentence-transformers" and runtime != "torch":
         # the same model on ONNX Runtime (raises ImportError naming the pip line when
         # onnxruntime is missing: the runtime was asked for, so no silent fallback)

@@ -27,20 +27,37 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     user_copy = (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models" / name
     )
-    if (user_copy / "modules.json").is_file():
-        (cache / "models").mkdir()
-        (cache / "models" / name).symlink_to(user_copy)
-        return cache
     old = os.environ.get("NEWSQA_CACHE")
     os.environ["NEWSQA_CACHE"] = str(cache)
     try:
-        ensure_default_model()
+        if (user_copy / "modules.json").is_file():
+            (cache / "models").mkdir()
+            (cache / "models" / name).symlink_to(user_copy)
+        else:
+            ensure_default_model()
+        _prepare_default_runtime(user_copy.parent)
     finally:
         if old is None:
             os.environ.pop("NEWSQA_CACHE", None)
         else:
             os.environ["NEWSQA_CACHE"] = old
     return cache
+
+
+def _prepare_default_runtime(user_models: Path) -> None:
+    """The default runtime's ONNX export, once per session (a developer's is linked)."""
+    from rag.config import Config
+    from rag.onnx_runtime import ensure_runtime_model, runtime_dir
+
+    config = Config()
+    runtime = config.effective_runtime
+    if runtime == "torch":
+        return
+    target = runtime_dir(config.model, runtime)
+    existing = user_models / target.name
+    if (existing / "runtime.json").is_file() and not target.exists():
+        target.symlink_to(existing)
+    ensure_runtime_model(config.model, runtime)
 
 
 @pytest.fixture(autouse=True)
