@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -42,6 +44,10 @@ BATCH_CHUNKS = 2048
 # A long build saves a checkpoint this often (or 4x the last save's time, if longer),
 # so a killed build resumes from there; saving rewrites the whole index folder.
 CHECKPOINT_SECONDS = 120.0
+# Articles at least this long are folded as they are embedded (a question may look for a
+# name in them; folding takes ~0.12 µs a character); shorter ones are folded when first
+# asked about (~1 ms), so a build does not hold a folded copy of the whole library.
+PREFOLD_CHARS = 10_000
 PROGRESS_DESC = "Indexing"  # the files progress bar (the chat's status line looks for it)
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
@@ -336,6 +342,8 @@ class CorpusIndex:
             if unsaved and not pending.last and due:
                 self._save()
                 last_save, unsaved = time.monotonic(), False
+            del pending  # applied: its arrays are not held while the next batch is embedded
+            _release_free_memory()
         if unsaved:
             self._save()
         return total
@@ -493,6 +501,7 @@ class CorpusIndex:
                 bar.update(read)
                 read = 0
                 yield pending
+                del pending  # applied by now: not held while the next batch is embedded
                 batch = _Batch(UpdateReport())
         pending = self._embedded(batch, next_id, progress, last=True)
         bar.update(read)
@@ -513,7 +522,11 @@ class CorpusIndex:
         for chunk in batch.chunks:
             by_article.setdefault((chunk.file, chunk.article_index), []).append(chunk)
         return PendingChanges(
-            folded_articles={key: _folded(chunks) for key, chunks in by_article.items()},
+            folded_articles={
+                key: _folded(chunks)
+                for key, chunks in by_article.items()
+                if sum(len(c.text) for c in chunks) >= PREFOLD_CHARS
+            },
             report=batch.report,
             entries=batch.entries,
             renewed=batch.renewed,
@@ -608,9 +621,10 @@ class CorpusIndex:
             }
             if self.calibration is not None:
                 manifest["calibration"] = self.calibration.to_dict()
-            (tmp / MANIFEST).write_text(
-                json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
-            )
+            # streamed: json.dumps with an indent joins a list of every token (~160 MiB at
+            # 100,000 files) into one string; the file written is the same
+            with (tmp / MANIFEST).open("w", encoding="utf-8") as handle:
+                json.dump(manifest, handle, ensure_ascii=False, indent=1)
             for name in (*components, MANIFEST):
                 with (tmp / name).open("rb") as handle:
                     os.fsync(handle.fileno())
@@ -711,6 +725,28 @@ def _object_bytes(obj: Any) -> int:
         elif isinstance(value, list):
             total += sum(sys.getsizeof(v) for v in value)
     return total
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (``None`` where the C library is not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_free_memory() -> None:
+    """Return the C heap's free pages to the system after a batch.
+
+    glibc keeps the freed temporaries of a batch (numpy arrays below its dynamic mmap
+    threshold) in its heap: ~170 MiB of a 25,000-article build's resident memory.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _folded(article: list[Chunk]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,20 +117,55 @@ class SentenceVectors:
         return len(self._vectors)
 
 
+# Bytes copied out of memory-mapped blocks between two releases of their mapped pages.
+RELEASE_BYTES = 32 << 20
+
+
 def write_rows(path: Path, blocks: Iterable[np.ndarray], width: int, dtype: type) -> None:
     """Write blocks of rows as one ``.npy`` matrix, block by block (never all in memory).
 
     Plain writes, not a writable memory map: the written pages do not count towards the
-    process's resident memory.
+    process's resident memory. Blocks that are views of a read-only memory-mapped file
+    (the previous save's) are read through the map, whose pages would then count: they
+    are released every :data:`RELEASE_BYTES` (the file stays in the page cache).
     """
     blocks = list(blocks)  # the arrays themselves are not copied
     rows = sum(len(b) for b in blocks)
     shape = (rows, width) if width else (rows,)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    maps: dict[int, mmap.mmap] = {}
+    copied = 0
     with path.open("wb") as handle:
         np.lib.format.write_array_header_1_0(handle, {**header, "shape": shape})
         for block in blocks:
             handle.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+            source = _read_only_map(block)
+            if source is not None:
+                maps[id(source)] = source
+                copied += block.nbytes
+                if copied >= RELEASE_BYTES:
+                    _release(maps.values())
+                    copied = 0
+    _release(maps.values())
+
+
+def _read_only_map(array: np.ndarray) -> mmap.mmap | None:
+    """The memory map ``array`` is a read-only view of (``np.load(mmap_mode="r")``), if any."""
+    if array.flags.writeable:  # a copy-on-write map may hold changes: never released
+        return None
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def _release(maps: Iterable[mmap.mmap]) -> None:
+    """Drop the pages of read-only file maps from resident memory (re-read when touched)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    for source in maps:
+        with contextlib.suppress(OSError, ValueError):  # a closed map has nothing resident
+            source.madvise(mmap.MADV_DONTNEED)
 
 
 def _mapped(path: Path, ids: list[str], counts: np.ndarray) -> dict[str, np.ndarray]:

@@ -294,3 +294,35 @@ def test_saved_tokens_and_sentence_vectors_stay_on_disk(config: Config) -> None:
     for question in ("冰雪大世界占地面积", "短道速滑馆"):
         want = [c.text for c, _ in index.lexical_search(question, 3)]
         assert [c.text for c, _ in reopened.lexical_search(question, 3)] == want
+
+
+def test_a_second_save_copies_the_mapped_rows_unchanged(config: Config, corpus: Path) -> None:
+    # a save copies the previous save's rows out of their memory-mapped files (dropping the
+    # mapped pages as it goes): the copies, and the maps still in use, must be unchanged
+    index, _ = _open(config)
+    sentences = {c.id: index.sentences.get(c.id).copy() for c in index.chunks.values()}  # type: ignore[union-attr]
+    tokens = {vid: words.copy() for vid, words in index.lexical._docs.items()}  # type: ignore[attr-defined]
+    (corpus / "d.txt").write_text("# 新闻\n\n哈尔滨今天下雪。明天放晴。\n", encoding="utf-8")
+    assert index.update().added == ["d.txt"]
+    reopened, report = _open(config)
+    assert report.embedded == 0
+    for opened in (index, reopened):
+        for chunk_id, rows in sentences.items():
+            got = opened.sentences.get(chunk_id)
+            assert got is not None and got.shape == rows.shape and (got == rows).all()
+        for vid, words in tokens.items():
+            got = opened.lexical._docs[vid]  # type: ignore[attr-defined]
+            assert got.shape == words.shape and (got == words).all()
+
+
+def test_long_and_short_articles_fold_alike(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # long articles are folded as they are embedded, short ones when first asked about
+    whole, _ = _open(config)
+    monkeypatch.setattr("rag.index.PREFOLD_CHARS", 40)  # a.txt long, b.txt and c.md short
+    prefolded, _ = _open(config.with_(index_dir=config.index_path.parent / "prefolded"))
+    assert {file for file, _ in prefolded._folded_articles} == {"a.txt"}
+    for chunk in whole.chunks.values():
+        [twin] = [c for c in prefolded.chunks.values() if c.id == chunk.id]
+        assert prefolded.folded_article(twin) == whole.folded_article(chunk)
