@@ -46,7 +46,7 @@ def load_engines(onnx: bool) -> tuple[Any, dict[str, Any], Any, int]:
     from rag.bench import create_embedder
 
     default_threads = torch.get_num_threads()
-    ours = create_embedder(Config())
+    ours = create_embedder(Config(runtime="torch"))
     runtimes: dict[str, Any] = {}
     if onnx and importlib.util.find_spec("onnxruntime") is None:
         print('(onnxruntime is not installed: pip install onnxruntime onnx adds the ONNX engines)')

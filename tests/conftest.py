@@ -35,7 +35,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (cache / "models" / name).symlink_to(user_copy)
         else:
             ensure_default_model()
-        _prepare_default_runtime(user_copy.parent)
+        _prepare_int8_runtime(user_copy.parent)
     finally:
         if old is None:
             os.environ.pop("NEWSQA_CACHE", None)
@@ -44,15 +44,16 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-def _prepare_default_runtime(user_models: Path) -> None:
-    """The default runtime's ONNX export, once per session (a developer's is linked)."""
+def _prepare_int8_runtime(user_models: Path) -> None:
+    """The int8 ONNX export, once per session (a developer's is linked)."""
+    import importlib.util
+
     from rag.config import Config
     from rag.onnx_runtime import ensure_runtime_model, runtime_dir
 
-    config = Config()
-    runtime = config.effective_runtime
-    if runtime == "torch":
+    if not (importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")):
         return
+    config, runtime = Config(), "onnx-int8"
     target = runtime_dir(config.model, runtime)
     existing = user_models / target.name
     if (existing / "runtime.json").is_file() and not target.exists():

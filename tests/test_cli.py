@@ -78,3 +78,17 @@ def test_an_index_report_of_many_files_names_the_first_ones_and_counts_the_rest(
     line = next(x for x in result.output.splitlines() if x.strip().startswith("added:"))
     assert "00.txt" in line and "19.txt" in line and "20.txt" not in line
     assert line.endswith("… and 5 more")
+
+
+def test_runtime_option_is_recorded_in_the_index(tmp_path: Path) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "a.txt").write_text("松花江畔的冰雕今天开始展出。\n", encoding="utf-8")
+    index = tmp_path / "index"
+    args = ["index", str(folder), "--embedder", "hash", "--index-dir", str(index)]
+    result = CliRunner().invoke(main, [*args, "--runtime", "onnx"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["params"]["runtime"] == "onnx"
+    bad = CliRunner().invoke(main, [*args, "--runtime", "gpu"])
+    assert bad.exit_code != 0 and "onnx-int8" in bad.output

@@ -65,11 +65,11 @@ def test_torch_params_match_indexes_built_before_the_choice() -> None:
     assert other.index_path != Config(runtime="torch").index_path
 
 
-def test_the_default_runtime_is_int8_where_onnxruntime_is_installed() -> None:
+def test_the_default_runtime_is_torch_and_auto_is_int8_where_installed() -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    assert Config().effective_runtime == "onnx-int8"
-    assert Config().index_path == Config(runtime="onnx-int8").index_path
+    assert Config().effective_runtime == "torch"
+    assert Config(runtime="auto").index_path == Config(runtime="onnx-int8").index_path
 
 
 def test_manifest_records_the_runtime_and_a_change_rebuilds(config: Config) -> None:
