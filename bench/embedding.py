@@ -49,7 +49,7 @@ def load_engines(onnx: bool) -> tuple[Any, dict[str, Any], Any, int]:
     ours = create_embedder(Config(runtime="torch"))
     runtimes: dict[str, Any] = {}
     if onnx and importlib.util.find_spec("onnxruntime") is None:
-        print('(onnxruntime is not installed: pip install onnxruntime onnx adds the ONNX engines)')
+        print("(onnxruntime is not installed: pip install onnxruntime onnx adds the ONNX engines)")
     elif onnx:
         for name, runtime in (("onnx", "onnx"), ("int8", "onnx-int8")):
             runtimes[name] = create_embedder(Config(runtime=runtime))
