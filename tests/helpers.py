@@ -14,7 +14,26 @@ from typing import Any
 import httpx
 import pytest
 
+from rag.records import Chunk
+
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def make_chunk(text: str, title: str = "标题", id: str = "x") -> Chunk:
+    """A one-line passage of ``a.txt`` (article 0), for tests of ranking and embedding."""
+    return Chunk(
+        id=id,
+        file="a.txt",
+        article_index=0,
+        title=title,
+        byline="",
+        start=0,
+        end=len(text),
+        line_start=1,
+        line_end=1,
+        text=text,
+    )
+
 
 AREA_FILE = "000_e1705054eebe6bde.txt"
 # (question, the file that answers it, text the answering passage holds), one or two per seed

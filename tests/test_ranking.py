@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import make_chunk
+
 from rag.calibration import default_calibration
 from rag.ranking import (
     Candidate,
@@ -11,25 +13,9 @@ from rag.ranking import (
     mark_sentences,
     rerank,
 )
-from rag.records import Chunk
 from rag.text import sentence_spans
 
 CALIBRATION = default_calibration()
-
-
-def _chunk(id: str, text: str, title: str = "标题") -> Chunk:
-    return Chunk(
-        id=id,
-        file="a.txt",
-        article_index=0,
-        title=title,
-        byline="",
-        start=0,
-        end=len(text),
-        line_start=1,
-        line_end=1,
-        text=text,
-    )
 
 
 def test_sentence_spans_keep_end_punctuation_and_closing_quotes() -> None:
@@ -39,7 +25,11 @@ def test_sentence_spans_keep_end_punctuation_and_closing_quotes() -> None:
 
 
 def test_fusion_rewards_chunks_both_searches_found() -> None:
-    a, b, c = _chunk("a", "甲"), _chunk("b", "乙"), _chunk("c", "丙")
+    a, b, c = (
+        make_chunk(id="a", text="甲"),
+        make_chunk(id="b", text="乙"),
+        make_chunk(id="c", text="丙"),
+    )
     fused = fuse([(a, 0.9), (b, 0.8)], [(b, 7.0), (c, 5.0)])
     assert [x.chunk.id for x in fused] == ["b", "a", "c"]
     assert fused[0].dense == 0.8 and fused[0].lexical == 7.0
@@ -54,8 +44,8 @@ def test_quantity_questions_prefer_the_sentence_stating_a_quantity() -> None:
 
 def test_second_stage_lifts_the_chunk_whose_sentence_answers() -> None:
     terms = QueryTerms.of("研创中心项目的总建筑面积是多少？")
-    topic = _chunk("topic", "研创中心项目正在加紧建设。工人们已开始进行室内装修。")
-    answer = _chunk("answer", "该项目总投资1000万元，总建筑面积2800平方米。")
+    topic = make_chunk(id="topic", text="研创中心项目正在加紧建设。工人们已开始进行室内装修。")
+    answer = make_chunk(id="answer", text="该项目总投资1000万元，总建筑面积2800平方米。")
     candidates = fuse([(topic, 0.91), (answer, 0.90)], [(topic, 9.0), (answer, 8.0)])
     mark_sentences(candidates, terms)
     for c, cosines in zip(candidates, ([0.85, 0.80], [0.92]), strict=True):
@@ -64,7 +54,7 @@ def test_second_stage_lifts_the_chunk_whose_sentence_answers() -> None:
 
 
 def test_best_sentence_is_the_closest_in_meaning_nudged_by_literal_evidence() -> None:
-    c = Candidate(_chunk("x", "冰雪季临近，项目加紧建设。该项目总建筑面积2800平方米。"))
+    c = Candidate(make_chunk(id="x", text="冰雪季临近，项目加紧建设。该项目总建筑面积2800平方米。"))
     mark_sentences([c], QueryTerms.of("总建筑面积是多少？"))
     c.sentence_cosines = [0.88, 0.87]
     c.literal_weight = CALIBRATION.sentence_literal
@@ -167,7 +157,7 @@ def test_when_and_who_questions_need_a_date_and_a_person() -> None:
 def test_the_best_sentence_is_one_that_holds_the_asked_number() -> None:
     terms = QueryTerms.of("医疗队有多少名队员？")
     text = "医疗队队员董志厚瘦了16斤。医疗队的12名队员平安凯旋。"
-    candidate = Candidate(_chunk("c", text))
+    candidate = Candidate(make_chunk(id="c", text=text))
     mark_sentences([candidate], terms)
     a, b = candidate.best_span
     assert "12名" in text[a:b] and candidate.best_fits and candidate.fits

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_chunk
 
 from rag.config import Config
 from rag.embedding import HashEmbedder, create_embedder, pool_spans
 from rag.errors import InvalidArgumentError
 from rag.index import MANIFEST, CorpusIndex, IndexRebuildWarning
-from rag.records import Chunk
 from rag.sentences import embed_chunks
 
 ARTICLES = {
@@ -131,23 +131,8 @@ def test_pool_spans_averages_the_overlapping_tokens() -> None:
     assert np.isnan(pooled[3]).all()  # past the tokens: left for a separate pass
 
 
-def _chunk(text: str, title: str) -> Chunk:
-    return Chunk(
-        id="x",
-        file="a.txt",
-        article_index=0,
-        title=title,
-        byline="",
-        start=0,
-        end=len(text),
-        line_start=1,
-        line_end=1,
-        text=text,
-    )
-
-
 def test_embed_chunks_without_token_states_embeds_sentences_separately() -> None:
-    chunks = [_chunk("开园了。面积很大！", "冰雪大世界"), _chunk("训练。", "")]
+    chunks = [make_chunk("开园了。面积很大！", "冰雪大世界"), make_chunk("训练。", "")]
     embedder = HashEmbedder()
     separate = embed_chunks(embedder, chunks, "separate")
     pooled = embed_chunks(embedder, chunks, "pooled")
@@ -158,7 +143,7 @@ def test_embed_chunks_without_token_states_embeds_sentences_separately() -> None
 
 
 def test_a_sentence_shared_by_overlapping_chunks_is_embedded_once() -> None:
-    chunks = [_chunk("开园了。面积很大！", ""), _chunk("面积很大！游客很多。", "")]
+    chunks = [make_chunk("开园了。面积很大！", ""), make_chunk("面积很大！游客很多。", "")]
     seen: list[str] = []
 
     class Counting(HashEmbedder):
