@@ -114,3 +114,16 @@ def served_seed_chat(root: Path) -> Iterator[tuple[str, Path, Any, httpx.Client]
                 yield url, corpus, config, http
         finally:
             app.close()
+
+
+def ask_in_page(page: Any, question: str, timeout: int = 60_000) -> Any:
+    """Type ``question`` in the chat, press Enter, and return the new reply's locator."""
+    from playwright.sync_api import expect
+
+    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
+    before = replies.count()
+    box = page.locator("#nq-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=timeout)
+    return replies.nth(before)

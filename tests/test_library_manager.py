@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SEED_ANSWERS, served_seed_chat
+from helpers import SEED_ANSWERS, ask_in_page, served_seed_chat
 from test_ui import SEEDS, Api, browser, screenshot  # noqa: F401 - a fixture
 
 from rag import Config, Retriever
@@ -98,16 +98,8 @@ def act(page: Any, button: str, expected: str) -> str:
 
 def ask(page: Any, question: str) -> list[str]:
     """Ask in the chat tab; the citations of the reply's passages."""
-    from playwright.sync_api import expect
-
     open_chat(page)
-    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
-    before = replies.count()
-    box = page.locator("#nq-question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(replies).to_have_count(before + 1, timeout=30_000)
-    reply = replies.nth(before)
+    reply = ask_in_page(page, question, timeout=30_000)
     return [str(cite.inner_text()) for cite in reply.locator(".nq-hit .nq-cite").all()]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import AREA_FILE, SEED_ANSWERS, served_seed_chat
+from helpers import AREA_FILE, SEED_ANSWERS, ask_in_page, served_seed_chat
 from test_ui import _contrast, browser  # noqa: F401 - browser: a fixture
 
 from eval.qa import load_jsonl
@@ -90,17 +90,9 @@ def open_page(browser: Any, room: Room) -> Iterator[Any]:  # noqa: F811 - the fi
 def ask(page: Any, question: str, keywords: bool = True) -> Any:
     """Ask in the page (in the keyword mode, where the hash embedder's answers are found);
     the new reply's locator."""
-    from playwright.sync_api import expect
-
     if keywords:
         page.locator("#nq-mode").get_by_text("关键词", exact=True).click()
-    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
-    before = replies.count()
-    box = page.locator("#nq-question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(replies).to_have_count(before + 1, timeout=30_000)
-    return replies.nth(before)
+    return ask_in_page(page, question, timeout=30_000)
 
 
 def screenshot(page: Any, tmp_path: Path, name: str, full: bool = False) -> Path:

@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import AREA_FILE, SEED_ANSWERS, call_result, free_port, served_seed_chat, submit_call
+from helpers import (
+    AREA_FILE,
+    SEED_ANSWERS,
+    ask_in_page,
+    call_result,
+    free_port,
+    served_seed_chat,
+    submit_call,
+)
 
 from rag import (
     Answer,
@@ -733,19 +741,6 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     yield page
     context.close()
     assert not dialogs, f"the page opened dialogs: {dialogs}"
-
-
-def ask_in_page(page: Any, question: str) -> Any:
-    """Type ``question``, press Enter, and return the reply's locator once it is there."""
-    from playwright.sync_api import expect
-
-    replies = page.locator("#nq-chat .nq-reply:not(.nq-notice)")
-    before = replies.count()
-    box = page.locator("#nq-question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(replies).to_have_count(before + 1, timeout=60_000)
-    return replies.nth(before)
 
 
 def upload_in_page(page: Any, *files: Path) -> str:
