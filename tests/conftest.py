@@ -27,38 +27,20 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     user_copy = (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models" / name
     )
+    if (user_copy / "modules.json").is_file():
+        (cache / "models").mkdir()
+        (cache / "models" / name).symlink_to(user_copy)
+        return cache
     old = os.environ.get("NEWSQA_CACHE")
     os.environ["NEWSQA_CACHE"] = str(cache)
     try:
-        if (user_copy / "modules.json").is_file():
-            (cache / "models").mkdir()
-            (cache / "models" / name).symlink_to(user_copy)
-        else:
-            ensure_default_model()
-        _prepare_int8_runtime(user_copy.parent)
+        ensure_default_model()
     finally:
         if old is None:
             os.environ.pop("NEWSQA_CACHE", None)
         else:
             os.environ["NEWSQA_CACHE"] = old
     return cache
-
-
-def _prepare_int8_runtime(user_models: Path) -> None:
-    """The int8 ONNX export, once per session (a developer's is linked)."""
-    import importlib.util
-
-    from rag.config import Config
-    from rag.onnx_runtime import ensure_runtime_model, runtime_dir
-
-    if not (importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")):
-        return
-    config, runtime = Config(), "onnx-int8"
-    target = runtime_dir(config.model, runtime)
-    existing = user_models / target.name
-    if (existing / "runtime.json").is_file() and not target.exists():
-        target.symlink_to(existing)
-    ensure_runtime_model(config.model, runtime)
 
 
 @pytest.fixture(autouse=True)
