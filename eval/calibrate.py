@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rag import (
+    FEATURES,
     Calibration,
     Config,
     LabelledQuestion,
@@ -127,11 +128,12 @@ def report(
     current: Calibration,
     strength: float,
     thresholds_only: bool = False,
+    only: tuple[str, ...] = (),
 ) -> tuple[str, Calibration]:
     """The comparison table and the calibration fitted on every set."""
     everything = [q for qs in labelled.values() for q in qs]
     fitted_on = [s.describe() for s in sets]
-    full = fit_calibration(everything, current, fitted_on, strength, thresholds_only)
+    full = fit_calibration(everything, current, fitted_on, strength, thresholds_only, only)
     lines = [
         "| set · calibration | Hit@1 | MRR@10 | unanswerable refused"
         " | answerable wrongly refused |",
@@ -143,7 +145,7 @@ def report(
         others = [q for q in everything if q.set_name != qa_set.name]
         rows = [("current", "current", current)]
         if others:
-            held_out = fit_calibration(others, current, [], strength, thresholds_only)
+            held_out = fit_calibration(others, current, [], strength, thresholds_only, only)
             rows.append(("held-out", "held-out (fitted without this set)", held_out))
         rows.append(("", "fitted on all", full))
         for key, name, calibration in rows:
@@ -195,6 +197,13 @@ def report(
     "--thresholds-only", is_flag=True, help="Keep the current weights; fit the thresholds only."
 )
 @click.option(
+    "--fit",
+    "only",
+    multiple=True,
+    type=click.Choice(FEATURES),
+    help="Fit only this feature's weight (repeatable), the others kept as they are.",
+)
+@click.option(
     "--embedder",
     type=click.Choice(["sentence-transformers", "hash"]),
     default="sentence-transformers",
@@ -206,6 +215,7 @@ def calibrate_command(
     apply_to: Path | None,
     strength: float,
     thresholds_only: bool,
+    only: tuple[str, ...],
     embedder: str,
     quiet: bool,
 ) -> None:
@@ -219,7 +229,7 @@ def calibrate_command(
         runs = [label(s, base, progress) for s in sets]
         labelled = {s.name: questions for s, (questions, _) in zip(sets, runs, strict=True)}
         current = runs[0][1]  # what the first set's index answers with
-        table, fitted = report(sets, labelled, current, strength, thresholds_only)
+        table, fitted = report(sets, labelled, current, strength, thresholds_only, only)
         click.echo(table)
         if out:
             fitted.save(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .answer import Answer
-from .calibration import Calibration, CandidateFeatures, default_calibration
+from .calibration import FEATURES, Calibration, CandidateFeatures, default_calibration
 from .config import K_MAX, K_MIN, Config, bundled_seeds_dir, cache_dir, check_k, check_mode
 from .conversation import contextualize
 from .errors import (
@@ -35,6 +35,7 @@ from .retrieval import (
 from .text import is_english
 
 __all__ = [
+    "FEATURES",
     "PROGRESS_DESC",
     "K_MAX",
     "K_MIN",

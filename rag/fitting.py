@@ -4,7 +4,7 @@ thresholds refusing all they can within the wrong-refusal budget, each Q&A set c
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,20 +75,72 @@ def fit_weights(questions: Sequence[LabelledQuestion], strength: float = 1.0) ->
     """
     from sklearn.linear_model import LogisticRegression
 
+    x, y, w = _pairwise(questions, lambda q: q.features)
+    model = LogisticRegression(C=strength, fit_intercept=False, max_iter=2000)
+    model.fit(x, y, sample_weight=w * len(w))
+    coef = model.coef_[0]
+    cosine = coef[0] + coef[1]
+    return coef * (2.0 / cosine) if cosine > 0 else coef
+
+
+def fit_some_weights(
+    questions: Sequence[LabelledQuestion], weights: np.ndarray, names: Sequence[str]
+) -> np.ndarray:
+    """Fit the weights of the features ``names`` only, the others held as they are.
+
+    The other features enter as one column, their weighted sum (the current score); a
+    pairwise logistic regression over that column and the named features gives each
+    named feature's weight relative to it. With a handful of parameters and thousands
+    of pairs the regression needs no regularisation.
+
+    Args:
+        questions: the labelled questions.
+        weights: the current weights, in :data:`FEATURES` order.
+        names: the features whose weights are fitted.
+
+    Returns:
+        All weights: the named ones fitted, the others unchanged.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    columns = [FEATURES.index(name) for name in names]
+    held = np.array(weights, dtype=np.float64)
+    held[columns] = 0.0
+
+    def design(q: LabelledQuestion) -> np.ndarray:
+        return np.column_stack([q.features @ held, q.features[:, columns]])
+
+    x, y, w = _pairwise(questions, design)
+    model = LogisticRegression(C=1e12, fit_intercept=False, max_iter=5000)  # unregularised
+    model.fit(x, y, sample_weight=w * len(w))
+    coef = model.coef_[0]
+    fitted = np.array(weights, dtype=np.float64)
+    if coef[0] > 0:  # the current score must still count for something
+        fitted[columns] = coef[1:] / coef[0]
+    return fitted
+
+
+def _pairwise(
+    questions: Sequence[LabelledQuestion], design: Callable[[LabelledQuestion], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Differences of ``design`` rows of (relevant, non-relevant) candidate pairs, both ways.
+
+    Returns:
+        ``(x, y, sample_weight)``: each set weighs as much as any other.
+    """
     diffs, weights = [], []
     per_set: dict[str, int] = defaultdict(int)
     pairs_of: list[tuple[str, np.ndarray]] = []
     for q in questions:
         if not q.answerable or q.relevant.all() or not q.relevant.any():
             continue
+        rows = design(q)
         s = q.features[:, 0] + q.features[:, 1]  # the hardest non-relevant: closest in meaning
         negatives = np.flatnonzero(~q.relevant)
         negatives = negatives[np.argsort(-s[negatives])]
         positives = np.flatnonzero(q.relevant)
         keep = max(1, MAX_PAIRS_PER_QUESTION // len(positives))
-        pairs = np.array(
-            [q.features[p] - q.features[n] for p in positives for n in negatives[:keep]]
-        )
+        pairs = np.array([rows[p] - rows[n] for p in positives for n in negatives[:keep]])
         pairs_of.append((q.set_name, pairs))
         per_set[q.set_name] += 1
     for set_name, pairs in pairs_of:
@@ -99,12 +151,7 @@ def fit_weights(questions: Sequence[LabelledQuestion], strength: float = 1.0) ->
     y = np.concatenate(
         [np.ones(len(d)) if i % 2 == 0 else np.zeros(len(d)) for i, d in enumerate(diffs)]
     )
-    w = np.concatenate(weights)
-    model = LogisticRegression(C=strength, fit_intercept=False, max_iter=2000)
-    model.fit(x, y, sample_weight=w * len(w))
-    coef = model.coef_[0]
-    cosine = coef[0] + coef[1]
-    return coef * (2.0 / cosine) if cosine > 0 else coef
+    return x, y, np.concatenate(weights)
 
 
 def fit_thresholds(
@@ -169,23 +216,28 @@ def fit_calibration(
     fitted_on: list[dict[str, Any]],
     strength: float = 1.0,
     thresholds_only: bool = False,
+    only: Sequence[str] = (),
 ) -> Calibration:
     """A calibration fitted on ``questions``.
 
     Args:
         questions: labelled questions of one or more sets.
         base: supplies what is not fitted (sentence choice weight, thresholds of kinds
-            with too few examples).
+            with too few examples, and with ``only`` the other weights).
         fitted_on: a description of the sets, recorded in the calibration.
         strength: inverse regularisation strength of the weights.
         thresholds_only: keep ``base``'s weights, fit the thresholds only.
+        only: fit just these features' weights (:func:`fit_some_weights`).
 
     Returns:
         The fitted :class:`Calibration`.
     """
-    weights = (
-        np.array(base.weight_vector()) if thresholds_only else fit_weights(questions, strength)
-    )
+    if thresholds_only:
+        weights = np.array(base.weight_vector())
+    elif only:
+        weights = fit_some_weights(questions, np.array(base.weight_vector()), only)
+    else:
+        weights = fit_weights(questions, strength)
     thresholds = fit_thresholds(questions, weights, base.thresholds)
     return Calibration(
         weights={name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},
@@ -196,6 +248,9 @@ def fit_calibration(
             (
                 "weights kept"
                 if thresholds_only
+                else f"weights of {', '.join(only)} by pairwise logistic regression against"
+                " the score of the others (kept)"
+                if only
                 else "pairwise logistic regression of relevant"
                 f" over non-relevant candidates (C={strength})"
             )

@@ -681,13 +681,19 @@ class CorpusIndex:
         return folded
 
     def article_chunks(self, chunk: Chunk) -> list[Chunk]:
-        """All chunks of the article ``chunk`` belongs to."""
+        """All chunks of the article ``chunk`` belongs to, in text order."""
         if self._articles is None:
             articles: dict[tuple[str, int], list[Chunk]] = {}
             for c in self.chunks.values():
                 articles.setdefault((c.file, c.article_index), []).append(c)
+            for chunks in articles.values():
+                chunks.sort(key=lambda c: c.start)
             self._articles = articles
         return self._articles.get((chunk.file, chunk.article_index), [chunk])
+
+    def article_opening(self, chunk: Chunk) -> Chunk:
+        """The first chunk of the article ``chunk`` belongs to (its lead)."""
+        return self.article_chunks(chunk)[0]
 
     def footprint(self) -> dict[str, int]:
         """The index's own memory by part, in bytes: what a library of this size needs.

@@ -423,6 +423,7 @@ class MilvusCorpusIndex:
         self._count = 0
         self._mentions: dict[str, bool] = {}
         self._folded: dict[tuple[str, int], str] = {}
+        self._openings: dict[tuple[str, int], Chunk] = {}
         self._stale: set[str] = set()
         self._closed = False
 
@@ -856,6 +857,7 @@ class MilvusCorpusIndex:
     def _changed(self) -> None:
         self._mentions.clear()
         self._folded.clear()
+        self._openings.clear()
         self.sentences.clear()
 
     def record_calibration(self, calibration: Calibration) -> None:
@@ -1003,6 +1005,14 @@ class MilvusCorpusIndex:
             folded = fold(article[0].title + " ".join(c.text for c in article), cache=False)
             self._folded[key] = folded
         return folded
+
+    def article_opening(self, chunk: Chunk) -> Chunk:
+        """The first chunk of the article ``chunk`` belongs to (its lead; cached)."""
+        key = (chunk.file, chunk.article_index)
+        opening = self._openings.get(key)
+        if opening is None:
+            opening = self._openings[key] = self.article_chunks(chunk)[0]
+        return opening
 
     def article_chunks(self, chunk: Chunk) -> list[Chunk]:
         """All chunks of the article ``chunk`` belongs to, in text order."""

@@ -235,6 +235,21 @@ class QueryTerms:
             return 0.0
         return len(self.bigrams & _bigrams(fold(text))) / len(self.bigrams)
 
+    def beyond_lead(self, sentences: list[str], lead: str, title: str) -> float:
+        """Share of the question's bigrams that its article's ``lead`` and ``title`` lack,
+        found in the best of ``sentences`` (0–1; 0 when the lead has them all).
+
+        A lead names the people and things of its article; the words a question adds
+        to those (投资 in "《如梦》投资多少") point to the sentence with the detail, which a
+        passage's cosine to the whole question does not single out.
+        """
+        if self.english or not self.bigrams:
+            return 0.0
+        detail = self.bigrams - _bigrams(fold(lead)) - _bigrams(fold(title))
+        if not detail:
+            return 0.0
+        return max((len(detail & _bigrams(fold(s))) / len(detail) for s in sentences), default=0.0)
+
     def answers_quantity(self, sentence: str) -> bool:
         """A "how much/many" question and a sentence that states a quantity."""
         return self.wants_quantity and bool(QUANTITY.search(fold(sentence)))
@@ -402,6 +417,7 @@ class Candidate:
     sentence_cosines: list[float] = field(default_factory=list)  # meaning, when stored
     sentence_fits: list[bool] = field(default_factory=list)  # holds the asked-for form
     literal_weight: float = 0.0  # of literal evidence against the cosines (Calibration)
+    lead: str = ""  # the opening sentences of its article (Retriever fills it in)
 
     @property
     def best_sentence(self) -> int:
@@ -455,6 +471,16 @@ def fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[Chunk, float]]) -
     return ranked
 
 
+# The lead a question's words are held against (see QueryTerms.beyond_lead): news
+# articles state who, what and where in their first two sentences.
+LEAD_SENTENCES = 2
+
+
+def lead_of(text: str) -> str:
+    """The first :data:`LEAD_SENTENCES` sentences of an article's first passage."""
+    return "".join(text[a:b] for a, b in sentence_spans(text)[:LEAD_SENTENCES])
+
+
 def mark_sentences(candidates: list[Candidate], terms: QueryTerms) -> None:
     """Split each candidate into sentences and score them against the question."""
     for c in candidates:
@@ -497,6 +523,7 @@ def candidate_features(candidates: list[Candidate], terms: QueryTerms) -> np.nda
                 float(terms.asks_form and c.best_fits),
                 float(c.fits),
                 float(c.chunk.start == 0),
+                terms.beyond_lead([c.chunk.text[a:b] for a, b in c.spans], c.lead, c.chunk.title),
             )
         )
     return np.array(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))

@@ -35,6 +35,7 @@ from .ranking import (
     QueryTerms,
     candidate_features,
     fuse,
+    lead_of,
     mark_sentences,
     rerank,
 )
@@ -533,7 +534,9 @@ class Retriever:
             # places and organisations named in the question that some article names
             # (jieba's tags are noisy: a "name" no article uses is no evidence)
             names = [_name_words(name) for name in terms.names if self.index.mentions(name)]
-        candidates = fuse(dense, lexical)[:pool]
+            candidates = fuse(dense, lexical)[:pool]
+            for c in candidates:
+                c.lead = lead_of(self.index.article_opening(c.chunk).text)
         mark_sentences(candidates, terms)
         for c in candidates:
             if names and not self._article_names(c.chunk, names):

@@ -20,7 +20,7 @@ from rag import (
     fit_calibration,
     set_figures,
 )
-from rag.calibration import FEATURES, THRESHOLD_KINDS
+from rag.calibration import FEATURES, SUPERSEDED_DEFAULTS, THRESHOLD_KINDS
 from rag.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,3 +212,38 @@ def test_a_calibration_from_before_a_feature_existed_gives_it_no_weight() -> Non
     data["weights"]["no_such_feature"] = 1.0
     with pytest.raises(InvalidArgumentError):
         Calibration.from_dict(data)
+
+
+def test_fitting_one_weight_keeps_the_others() -> None:
+    rng = np.random.default_rng(1)
+    detail = FEATURES.index("detail")
+    questions = [_question(name, detail, True, rng) for name in ("a", "b") for _ in range(40)]
+    for q in questions:  # the kept weights tell the answer apart a little too
+        q.features[3, FEATURES.index("dense")] += 0.2
+    base = default_calibration().to_dict()
+    base["weights"]["detail"] = 0.0
+    fitted = fit_calibration(questions, Calibration.from_dict(base), [], only=("detail",))
+    assert fitted.weights["detail"] > 0.5
+    assert {k: v for k, v in fitted.weights.items() if k != "detail"} == {
+        k: v for k, v in base["weights"].items() if k != "detail"
+    }
+    assert "weights of detail" in fitted.method
+    assert (
+        set_figures(questions, fitted).hit1
+        > set_figures(questions, Calibration.from_dict(base)).hit1
+    )
+
+
+def test_an_index_that_recorded_an_earlier_default_answers_with_the_current_one(
+    config: Config,
+) -> None:
+    weights, thresholds = SUPERSEDED_DEFAULTS[0]
+    old = Calibration.from_dict({"weights": weights, "thresholds": thresholds})
+    Retriever.from_config(config).record_calibration(old)
+    assert Retriever.from_config(config).calibration == default_calibration()
+    # a calibration fitted for the library is kept, even if it differs only a little
+    fitted = Calibration.from_dict(
+        {"weights": weights | {"detail": 0.05}, "thresholds": thresholds}
+    )
+    Retriever.from_config(config).record_calibration(fitted)
+    assert Retriever.from_config(config).calibration == fitted

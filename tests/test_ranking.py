@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from helpers import make_chunk
 
-from rag.calibration import default_calibration
+from rag.calibration import Calibration, default_calibration
 from rag.ranking import (
     Candidate,
     QueryTerms,
     fuse,
     is_cross_lingual,
+    lead_of,
     mark_sentences,
     rerank,
 )
@@ -227,3 +228,40 @@ def test_no_answer_span_without_an_asked_form_or_when_folding_moves_offsets() ->
 def test_a_number_written_in_digits_is_preferred_to_a_numeral_inside_a_word() -> None:
     sentence = "按照统一部署，七台河市签约项目141个。"
     assert _answer("签约了多少个项目？", sentence) == "141个"
+
+
+LEAD = "新浪娱乐讯 由吴彦祖和袁泉主演的电影《如梦》已经开拍。本片是一个浪漫的爱情故事。两人首次一同跳舞。"
+
+
+def test_words_the_lead_lacks_point_to_the_sentence_with_the_detail() -> None:
+    terms = QueryTerms.of("吴彦祖和袁泉主演的电影《如梦》投资多少？")
+    lead = lead_of(LEAD)
+    assert lead == "新浪娱乐讯 由吴彦祖和袁泉主演的电影《如梦》已经开拍。本片是一个浪漫的爱情故事。"
+    detail = terms.beyond_lead(["电影《如梦》投资高达1500万人民币，请到知名摄影师。"], lead, "如梦开拍")
+    assert detail == 1.0  # 》投 and 投资 are what the lead lacks, and the sentence has both
+    assert terms.beyond_lead(sentence_spans_texts(LEAD), lead, "如梦开拍") == 0.0
+    # a question whose words the lead holds all of points nowhere beyond it
+    asked = QueryTerms.of("《如梦》的主演是谁？")
+    assert asked.beyond_lead(["主演《如梦》的演员"], "《如梦》的主演是谁？是吴彦祖。", "") == 0.0
+    # English questions share no bigrams with Chinese text
+    assert QueryTerms.of("How much did Ru Meng cost?").beyond_lead(["投资1500万"], lead, "") == 0.0
+
+
+def test_the_detail_feature_lifts_the_passage_past_the_lead_that_names_everyone() -> None:
+    terms = QueryTerms.of("吴彦祖和袁泉主演的电影《如梦》投资多少？")
+    lead = make_chunk(id="lead", text=LEAD)
+    detail = make_chunk(id="detail", text="电影《如梦》投资高达1500万人民币，请到知名摄影师。")
+    candidates = fuse([(lead, 0.90), (detail, 0.89)], [(lead, 9.0), (detail, 8.0)])
+    mark_sentences(candidates, terms)
+    for c in candidates:
+        c.lead = lead_of(LEAD)
+        c.sentence_cosines = [0.86] * len(c.spans)
+    without = CALIBRATION.to_dict()
+    without["weights"]["detail"] = 0.0
+    before = rerank(candidates, terms, Calibration.from_dict(without))
+    assert before[0].chunk.id == "lead"
+    assert rerank(candidates, terms, CALIBRATION)[0].chunk.id == "detail"
+
+
+def sentence_spans_texts(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text)]
