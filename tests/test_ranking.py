@@ -237,7 +237,9 @@ def test_words_the_lead_lacks_point_to_the_sentence_with_the_detail() -> None:
     terms = QueryTerms.of("吴彦祖和袁泉主演的电影《如梦》投资多少？")
     lead = lead_of(LEAD)
     assert lead == "新浪娱乐讯 由吴彦祖和袁泉主演的电影《如梦》已经开拍。本片是一个浪漫的爱情故事。"
-    detail = terms.beyond_lead(["电影《如梦》投资高达1500万人民币，请到知名摄影师。"], lead, "如梦开拍")
+    detail = terms.beyond_lead(
+        ["电影《如梦》投资高达1500万人民币，请到知名摄影师。"], lead, "如梦开拍"
+    )
     assert detail == 1.0  # 》投 and 投资 are what the lead lacks, and the sentence has both
     assert terms.beyond_lead(sentence_spans_texts(LEAD), lead, "如梦开拍") == 0.0
     # a question whose words the lead holds all of points nowhere beyond it
