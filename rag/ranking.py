@@ -235,20 +235,17 @@ class QueryTerms:
             return 0.0
         return len(self.bigrams & _bigrams(fold(text))) / len(self.bigrams)
 
-    def beyond_lead(self, sentences: list[str], lead: str, title: str) -> float:
-        """Share of the question's bigrams that its article's ``lead`` and ``title`` lack,
-        found in the best of ``sentences`` (0–1; 0 when the lead has them all).
+    def beyond_lead(self, lead: str, title: str) -> frozenset[str]:
+        """The question's bigrams that its article's ``lead`` and ``title`` lack.
 
         A lead names the people and things of its article; the words a question adds
         to those (投资 in "《如梦》投资多少") point to the sentence with the detail, which a
-        passage's cosine to the whole question does not single out.
+        passage's cosine to the whole question does not single out. Empty for an English
+        question (no bigram to match) or when the lead holds every bigram.
         """
         if self.english or not self.bigrams:
-            return 0.0
-        detail = self.bigrams - _bigrams(fold(lead)) - _bigrams(fold(title))
-        if not detail:
-            return 0.0
-        return max((len(detail & _bigrams(fold(s))) / len(detail) for s in sentences), default=0.0)
+            return frozenset()
+        return frozenset(self.bigrams - _bigrams(fold(lead)) - _bigrams(fold(title)))
 
     def answers_quantity(self, sentence: str) -> bool:
         """A "how much/many" question and a sentence that states a quantity."""
@@ -418,6 +415,8 @@ class Candidate:
     sentence_fits: list[bool] = field(default_factory=list)  # holds the asked-for form
     literal_weight: float = 0.0  # of literal evidence against the cosines (Calibration)
     lead: str = ""  # the opening sentences of its article (Retriever fills it in)
+    # per sentence: share of the question's bigrams beyond the lead that it holds
+    sentence_details: list[float] = field(default_factory=list)
 
     @property
     def best_sentence(self) -> int:
@@ -487,9 +486,17 @@ def mark_sentences(candidates: list[Candidate], terms: QueryTerms) -> None:
         c.spans = sentence_spans(c.chunk.text)
         sentences = [c.chunk.text[a:b] for a, b in c.spans]
         c.sentence_fits = [terms.fits(text) for text in sentences]
+        detail = terms.beyond_lead(c.lead, c.chunk.title)
+        c.sentence_details = [
+            len(detail & _bigrams(fold(text))) / len(detail) if detail else 0.0
+            for text in sentences
+        ]
+        # the detail share is literal evidence like the overlap: it helps pick the sentence
         c.sentence_scores = [
-            terms.sentence_score(text, fits)
-            for text, fits in zip(sentences, c.sentence_fits, strict=True)
+            terms.sentence_score(text, fits) + share
+            for text, fits, share in zip(
+                sentences, c.sentence_fits, c.sentence_details, strict=True
+            )
         ]
 
 
@@ -523,7 +530,7 @@ def candidate_features(candidates: list[Candidate], terms: QueryTerms) -> np.nda
                 float(terms.asks_form and c.best_fits),
                 float(c.fits),
                 float(c.chunk.start == 0),
-                terms.beyond_lead([c.chunk.text[a:b] for a, b in c.spans], c.lead, c.chunk.title),
+                max(c.sentence_details, default=0.0),
             )
         )
     return np.array(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))

@@ -237,16 +237,21 @@ def test_words_the_lead_lacks_point_to_the_sentence_with_the_detail() -> None:
     terms = QueryTerms.of("吴彦祖和袁泉主演的电影《如梦》投资多少？")
     lead = lead_of(LEAD)
     assert lead == "新浪娱乐讯 由吴彦祖和袁泉主演的电影《如梦》已经开拍。本片是一个浪漫的爱情故事。"
-    detail = terms.beyond_lead(
-        ["电影《如梦》投资高达1500万人民币，请到知名摄影师。"], lead, "如梦开拍"
-    )
-    assert detail == 1.0  # 》投 and 投资 are what the lead lacks, and the sentence has both
-    assert terms.beyond_lead(sentence_spans_texts(LEAD), lead, "如梦开拍") == 0.0
+    assert terms.beyond_lead(lead, "如梦开拍") == {"》投", "投资"}
     # a question whose words the lead holds all of points nowhere beyond it
     asked = QueryTerms.of("《如梦》的主演是谁？")
-    assert asked.beyond_lead(["主演《如梦》的演员"], "《如梦》的主演是谁？是吴彦祖。", "") == 0.0
+    assert asked.beyond_lead("《如梦》的主演是谁？是吴彦祖。", "") == set()
     # English questions share no bigrams with Chinese text
-    assert QueryTerms.of("How much did Ru Meng cost?").beyond_lead(["投资1500万"], lead, "") == 0.0
+    assert QueryTerms.of("How much did Ru Meng cost?").beyond_lead(lead, "") == set()
+    # the passage's sentence holding those words is its answering sentence
+    passage = make_chunk(
+        text="《如梦》在台北开拍。电影《如梦》投资高达1500万人民币。两人练舞多时。"
+    )
+    [candidate] = fuse([(passage, 0.9)], [])
+    candidate.lead = lead
+    mark_sentences([candidate], terms)
+    assert candidate.sentence_details == [0.0, 1.0, 0.0]
+    assert candidate.best_sentence == 1
 
 
 def test_the_detail_feature_lifts_the_passage_past_the_lead_that_names_everyone() -> None:
@@ -254,16 +259,13 @@ def test_the_detail_feature_lifts_the_passage_past_the_lead_that_names_everyone(
     lead = make_chunk(id="lead", text=LEAD)
     detail = make_chunk(id="detail", text="电影《如梦》投资高达1500万人民币，请到知名摄影师。")
     candidates = fuse([(lead, 0.90), (detail, 0.89)], [(lead, 9.0), (detail, 8.0)])
-    mark_sentences(candidates, terms)
     for c in candidates:
         c.lead = lead_of(LEAD)
+    mark_sentences(candidates, terms)
+    for c in candidates:
         c.sentence_cosines = [0.86] * len(c.spans)
     without = CALIBRATION.to_dict()
     without["weights"]["detail"] = 0.0
     before = rerank(candidates, terms, Calibration.from_dict(without))
     assert before[0].chunk.id == "lead"
     assert rerank(candidates, terms, CALIBRATION)[0].chunk.id == "detail"
-
-
-def sentence_spans_texts(text: str) -> list[str]:
-    return [text[a:b] for a, b in sentence_spans(text)]
