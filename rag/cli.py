@@ -85,9 +85,10 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--runtime",
             type=click.Choice(list(RUNTIMES)),
-            help="How the model runs: 'torch' (default), 'onnx' (ONNX Runtime fp32), "
-            "'onnx-int8' (passages int8, questions fp32: builds ~2x faster, within 2 "
-            "questions per eval set) or 'auto' (onnx-int8 where installed).",
+            help="How the model runs: 'auto' (default: onnx-int8 where onnxruntime is "
+            "installed, else torch), 'onnx-int8' (passages int8, questions fp32: builds ~2x "
+            "faster than torch, within one question per eval set), 'onnx' (ONNX Runtime "
+            "fp32) or 'torch' (PyTorch fp32).",
         ),
         click.option(
             "--calibration",

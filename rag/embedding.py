@@ -679,7 +679,7 @@ def load_sentence_transformer(path_or_id: str) -> SentenceTransformer:
     local = Path(path_or_id).expanduser().is_dir()
     with _LOAD_LOCK:
         try:
-            with hub_offline():
+            with hub_offline(), _no_loading_bar():
                 return SentenceTransformer(path_or_id, device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many kinds (OSError, value errors)
             if local or constants.HF_HUB_OFFLINE:
@@ -689,6 +689,21 @@ def load_sentence_transformer(path_or_id: str) -> SentenceTransformer:
             return SentenceTransformer(path_or_id, device="cpu")
         except Exception as exc:  # the library raises many kinds (OSError, HTTP, value errors)
             raise ModelError(f"cannot load embedding model {path_or_id!r}: {exc}") from exc
+
+
+@contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while a local model loads: it takes under a
+    second, and the bar would land in the middle of a command's output."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_model_path(model: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .calibration import Calibration, resolve_calibration
+from .calibration import Calibration, calibration_to_record
 from .chunking import chunk_articles
 from .config import IMPLIED_PARAMS, Config
 from .corpus import SkippedFileWarning, excluded_files, load_bytes, read_file, scan_corpus
@@ -296,8 +296,8 @@ class CorpusIndex:
                     )
                 index = cls(config, embedder)
             index.writable = writable
-            if index.calibration is None:  # a new index records the calibration it starts with
-                index.calibration = resolve_calibration(config.calibration, None)
+            if index.calibration is None:  # a new index records a calibration it is given
+                index.calibration = calibration_to_record(config.calibration)
             report = index._apply_in_batches(progress, contextlib.nullcontext(), rebuilt=reason)
         return index, report
 

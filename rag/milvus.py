@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import Calibration, resolve_calibration
+from .calibration import Calibration, calibration_to_record
 from .chunking import chunk_articles
 from .config import Config
 from .corpus import SkippedFileWarning, excluded_files, load_bytes, read_file, scan_corpus
@@ -585,7 +585,7 @@ class MilvusCorpusIndex:
         params.add_index("v", index_type="FLAT", metric_type="L2")
         self.client.create_collection(self.files_name, schema=files, index_params=params)
         self.files, self.next_id, self._count = {}, 0, 0
-        self.calibration = resolve_calibration(self.config.calibration, None)
+        self.calibration = calibration_to_record(self.config.calibration)
         self._save_meta()
 
     def _analyzer_params(self) -> dict[str, Any]:

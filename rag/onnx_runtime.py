@@ -20,10 +20,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +193,26 @@ def export_model(source: str, dest: Path, runtime: str) -> None:
     Raises:
         ModelError: the model is not a mean-pooled transformer.
     """
+    with _quiet():
+        _export(source, dest, runtime)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the tracer's and the quantiser's advice during an export: it is about their
+    internals, not something a user building an index can act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _export(source: str, dest: Path, runtime: str) -> None:
     import torch
 
     st = load_sentence_transformer.__wrapped__(source)  # not cached: freed after the export

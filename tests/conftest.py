@@ -15,26 +15,36 @@ SEEDS = ROOT / "seeds"
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder holding the default model, built once per test session.
+    """A cache folder holding the default model and its export for the default runtime,
+    built once per test session.
 
-    A developer's already-built model is reused when present, so repeated local runs
-    do not pay the build; CI starts clean and builds it here.
+    A developer's already-built model and export are reused when present, so repeated
+    local runs do not pay for them; CI starts clean and builds them here.
     """
+    from rag.config import Config
     from rag.embedding import DEFAULT_MODEL_DIRNAME, DEFAULT_MODEL_REVISION, ensure_default_model
 
     cache = tmp_path_factory.mktemp("cache")
-    name = f"{DEFAULT_MODEL_DIRNAME}-r{DEFAULT_MODEL_REVISION}"
-    user_copy = (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models" / name
+    (cache / "models").mkdir()
+    user_models = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsqa" / "models"
     )
-    if (user_copy / "modules.json").is_file():
-        (cache / "models").mkdir()
-        (cache / "models" / name).symlink_to(user_copy)
-        return cache
+    name = f"{DEFAULT_MODEL_DIRNAME}-r{DEFAULT_MODEL_REVISION}"
     old = os.environ.get("NEWSQA_CACHE")
     os.environ["NEWSQA_CACHE"] = str(cache)
     try:
-        ensure_default_model()
+        if (user_models / name / "modules.json").is_file():
+            (cache / "models" / name).symlink_to(user_models / name)
+        else:
+            ensure_default_model()
+        runtime = Config().effective_runtime
+        if runtime != "torch":
+            from rag.onnx_runtime import META_FILE, ensure_runtime_model, runtime_dir
+
+            export = runtime_dir(Config().model, runtime)
+            if (user_models / export.name / META_FILE).is_file():
+                export.symlink_to(user_models / export.name)
+            ensure_runtime_model(Config().model, runtime)
     finally:
         if old is None:
             os.environ.pop("NEWSQA_CACHE", None)

@@ -20,7 +20,7 @@ from rag import (
     fit_calibration,
     set_figures,
 )
-from rag.calibration import FEATURES, SUPERSEDED_DEFAULTS, THRESHOLD_KINDS
+from rag.calibration import FEATURES, SHIPPED_DEFAULTS, THRESHOLD_KINDS
 from rag.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +63,24 @@ def test_a_bad_calibration_file_is_a_clear_error(tmp_path: Path, text: str) -> N
         Calibration.load(path)
 
 
-def test_a_new_index_records_its_calibration_in_the_manifest(config: Config) -> None:
-    Retriever.from_config(config)
+def test_a_new_index_records_a_calibration_only_when_given_one(
+    config: Config, tmp_path: Path
+) -> None:
+    # the default is not recorded: the index follows the package's default as it changes
+    assert Retriever.from_config(config).calibration == default_calibration()
     manifest = json.loads((config.index_path / "manifest.json").read_text(encoding="utf-8"))
-    assert Calibration.from_dict(manifest["calibration"]) == default_calibration()
+    assert "calibration" not in manifest
+    given = tmp_path / "given.json"
+    _with(default_calibration(), chinese=2.5).save(given)
+    other = config.with_(index_dir=tmp_path / "other-index", calibration=given)
+    Retriever.from_config(other)
+    manifest = json.loads((other.index_path / "manifest.json").read_text(encoding="utf-8"))
+    assert Calibration.from_dict(manifest["calibration"]).thresholds["chinese"] == 2.5
+    # it keeps answering with it when the file is no longer named
+    assert (
+        Retriever.from_config(other.with_(calibration=None)).calibration.thresholds["chinese"]
+        == 2.5
+    )
 
 
 def test_a_calibration_file_changes_answers_without_a_rebuild(
@@ -234,10 +248,11 @@ def test_fitting_one_weight_keeps_the_others() -> None:
     )
 
 
+@pytest.mark.parametrize("shipped", SHIPPED_DEFAULTS)
 def test_an_index_that_recorded_an_earlier_default_answers_with_the_current_one(
-    config: Config,
+    config: Config, shipped: tuple[dict[str, float], dict[str, float]]
 ) -> None:
-    weights, thresholds = SUPERSEDED_DEFAULTS[0]
+    weights, thresholds = shipped
     old = Calibration.from_dict({"weights": weights, "thresholds": thresholds})
     Retriever.from_config(config).record_calibration(old)
     assert Retriever.from_config(config).calibration == default_calibration()

@@ -73,7 +73,7 @@ def embedder(model_cache: Path) -> SentenceTransformerEmbedder:
     mp = pytest.MonkeyPatch()
     mp.setenv("NEWSQA_CACHE", str(model_cache))
     try:
-        built = create_embedder(Config())
+        built = create_embedder(Config(runtime="torch"))  # the PyTorch path (ONNX: test_runtime)
     finally:
         mp.undo()
     assert isinstance(built, SentenceTransformerEmbedder)
