@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,35 +336,63 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         workers: int | None = None,
         runtime: str = "onnx-int8",
     ) -> None:
-        ort = require_onnxruntime()
+        require_onnxruntime()
         self._set_batching(model, query_prefix, passage_prefix, batch_size, token_budget, workers)
         self.runtime = runtime
-        folder = ensure_runtime_model(model, runtime)
+        self._folder = ensure_runtime_model(model, runtime)
         try:
-            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            from transformers import AutoTokenizer
+            meta = json.loads((self._folder / META_FILE).read_text(encoding="utf-8"))
+            self._model_file = self._folder / str(meta["file"])
+            self._inputs: list[str] = list(meta["inputs"])
+            self._max_length = int(meta["max_seq_length"])
+            self.dim = int(meta["dim"])
+        except Exception as exc:  # a damaged export: json errors, missing keys
+            raise self._damaged(exc) from exc
+        # loaded when passages are first embedded (about 1.5 s): opening an up-to-date
+        # index and answering questions (embedded on PyTorch for int8) never need them
+        self._tokenizer: Any = None
+        self._session: Any = None
+        self._load_lock = threading.Lock()
 
-            with hub_offline():
-                self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1  # parallelism comes from the batch workers
-            options.inter_op_num_threads = 1
-            self.session = ort.InferenceSession(
-                str(folder / meta["file"]), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # a damaged export: json, tokenizer or onnx errors
-            raise ModelError(
-                f"cannot load the ONNX model in {folder}: {exc} "
-                "(delete the folder to export it again)"
-            ) from exc
-        self._inputs: list[str] = list(meta["inputs"])
-        self._max_length = int(meta["max_seq_length"])
-        self.dim = int(meta["dim"])
+    def _damaged(self, exc: Exception) -> ModelError:
+        reason = " ".join(str(exc).split())  # one line: some libraries' messages span several
+        return ModelError(
+            f"cannot load the ONNX model in {self._folder}: {reason} "
+            "(delete the folder to export it again)"
+        )
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session (loaded at first use)."""
+        with self._load_lock:
+            if self._session is None:
+                ort = require_onnxruntime()
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1  # parallelism comes from the batch workers
+                options.inter_op_num_threads = 1
+                try:
+                    self._session = ort.InferenceSession(
+                        str(self._model_file), options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as exc:  # a damaged export: onnx errors of many kinds
+                    raise self._damaged(exc) from exc
+            return self._session
 
     @property
     def tokenizer(self) -> Any:
-        """The model's tokenizer, saved beside the export."""
-        return self._tokenizer
+        """The model's tokenizer, saved beside the export (loaded at first use)."""
+        with self._load_lock:
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer
+
+                try:
+                    with hub_offline():
+                        self._tokenizer = AutoTokenizer.from_pretrained(
+                            str(self._folder), local_files_only=True
+                        )
+                except Exception as exc:  # a damaged export: tokenizer errors of many kinds
+                    raise self._damaged(exc) from exc
+            return self._tokenizer
 
     @property
     def max_seq_length(self) -> int:
@@ -393,7 +422,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         return full.embed_queries(texts)
 
     def _preprocess(self, texts: list[str], offsets: bool = False) -> dict[str, Any]:
-        encoded = self._tokenizer(
+        encoded = self.tokenizer(
             texts,
             padding=True,
             truncation=True,

@@ -254,3 +254,25 @@ def test_pooled_sentence_vectors_come_from_the_chunk_pass(embedders: tuple) -> N
         # a pooled sentence is close to, but not the same as, the sentence embedded alone
         own = embedder.encode_passages([SENTENCES[0]])[0]
         assert 0.8 < float(pooled[0][0] @ own) < 0.9999
+
+
+def test_a_damaged_export_names_the_folder_to_delete(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from rag.errors import ModelError
+    from rag.onnx_runtime import META_FILE, OnnxEmbedder, runtime_dir
+
+    source = tmp_path / "my-model"
+    source.mkdir()
+    export = runtime_dir(str(source), "onnx-int8")
+    export.mkdir(parents=True)
+    meta = {"file": "model_int8.onnx", "inputs": ["input_ids"], "max_seq_length": 512}
+    (export / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ModelError, match="delete the folder"):  # no "dim": unreadable
+        OnnxEmbedder(str(source))
+    (export / META_FILE).write_text(json.dumps({**meta, "dim": 384}), encoding="utf-8")
+    (export / "model_int8.onnx").write_bytes(b"not a model")
+    embedder = OnnxEmbedder(str(source))  # opening an index needs neither file
+    assert embedder.dim == 384
+    with pytest.raises(ModelError, match=f"{export.name}.*delete the folder"):
+        embedder.encode_passages(["一篇文章"])  # the tokenizer is missing
+    assert export.is_dir()  # reported, never deleted
