@@ -198,6 +198,11 @@ class Config:
             needs ``onnxruntime``), or ``"auto"``, the default (``onnx-int8`` where it is
             installed, else ``torch``). An index parameter (:attr:`effective_runtime`): vectors of
             different runtimes are never mixed.
+        refine_cross_lingual: on a runtime that stores passages quantised (int8), the
+            second stage re-scores this many top passages of a question in another
+            language (English) with full-precision vectors of their chunk and sentences
+            (0: never). Cross-lingual scores sit close together, and int8's small shifts
+            swap the first two passages of some English questions.
         sentence_vectors: ``"separate"`` (each sentence embedded on its own) or
             ``"pooled"`` (pooled from its chunk's forward pass: one embedding pass).
         backend: where the library is stored: ``"local"`` (the FAISS + bm25s index
@@ -225,6 +230,7 @@ class Config:
     mode: str = "hybrid"
     candidates: int = 30
     rerank: bool = True
+    refine_cross_lingual: int = 2
     expand_english: bool = True
     k: int = 5
     calibration: Path | None = None

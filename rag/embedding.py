@@ -143,6 +143,11 @@ class Embedder:
         """Embed passages. Returns an ``(n, dim)`` float32 array of unit vectors."""
         raise NotImplementedError
 
+    def full_precision(self) -> Embedder | None:
+        """The same model without quantisation, when this one quantises passages (the
+        second stage re-scores a few passages with it); ``None`` otherwise."""
+        return None
+
     def encode_passages_with_spans(
         self, texts: list[str], spans: list[Spans], progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -36,6 +36,7 @@ import numpy as np
 from .config import cache_dir
 from .embedding import (
     DEFAULT_TOKEN_BUDGET,
+    Embedder,
     SentenceTransformerEmbedder,
     Spans,
     cached_embedder,
@@ -409,9 +410,14 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         side of the cosine rounded to int8, the seeds, CMRC and news-dev sets stay within
         one question of PyTorch's Hit@1, which int8 questions did not (bench/README.md);
         a question costs the same 15-25 ms either way."""
+        full = self.full_precision()
+        return super().embed_queries(texts) if full is None else full.embed_queries(texts)
+
+    def full_precision(self) -> Embedder | None:
+        """On ``onnx-int8``: the same model on PyTorch fp32 (loaded at first use)."""
         if self.runtime != "onnx-int8":
-            return super().embed_queries(texts)
-        full = cached_embedder(
+            return None
+        return cached_embedder(
             "sentence-transformers",
             self.name,
             self.query_prefix,
@@ -419,7 +425,6 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             self.batch_size,
             "torch",
         )
-        return full.embed_queries(texts)
 
     def _preprocess(self, texts: list[str], offsets: bool = False) -> dict[str, Any]:
         encoded = self.tokenizer(

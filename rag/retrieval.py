@@ -35,11 +35,13 @@ from .ranking import (
     QueryTerms,
     candidate_features,
     fuse,
+    is_cross_lingual,
     lead_of,
     mark_sentences,
     rerank,
 )
 from .records import Chunk, Citation, Hit
+from .sentences import chunk_sentences
 from .text import (
     chinese_for_english,
     fold,
@@ -506,10 +508,38 @@ class Retriever:
     ) -> tuple[QueryTerms, list[Hit]]:
         """:meth:`retrieve`, also returning the question's terms (``ask`` needs them)."""
         k = self.config.k if k is None else check_k(k)
+        question = clean_question(question, self.config.max_question_chars)
         terms, candidates = self._candidates(question, max(k, self.config.candidates), mode)
         if self.config.rerank:
             candidates = rerank(candidates, terms, self.calibration)
+            if is_cross_lingual(question) and self._mode(mode) != "lexical":
+                candidates = self._refined(candidates, terms, question)
         return terms, _distinct_hits(candidates, k, terms)
+
+    def _refined(
+        self, candidates: list[Candidate], terms: QueryTerms, question: str
+    ) -> list[Candidate]:
+        """The second stage again, with the top ``config.refine_cross_lingual`` passages'
+        cosines from full-precision vectors when the stored ones are quantised."""
+        full = self.embedder.full_precision()
+        top = [c for c in candidates[: self.config.refine_cross_lingual] if c.dense is not None]
+        if full is None or not top:
+            return candidates
+        query_vector = self._embed_query(normalise_query(question))  # cached by the search
+        # each chunk's sentences, where their stored cosines line up with them
+        groups = [chunk_sentences(c.chunk) for c in top]
+        groups = [
+            g if len(g) == len(c.sentence_cosines) else [] for g, c in zip(groups, top, strict=True)
+        ]
+        texts = [c.chunk.embed_text for c in top] + [s for group in groups for s in group]
+        cosines = (full.encode_passages(texts) @ query_vector).tolist()  # one pass: ~0.5 s
+        start = len(top)
+        for c, cosine, group in zip(top, cosines, groups, strict=False):
+            c.dense = cosine
+            if group:
+                c.sentence_cosines = cosines[start : start + len(group)]
+                start += len(group)
+        return rerank(candidates, terms, self.calibration)
 
     def _candidates(
         self, question: str, pool: int, mode: str | None

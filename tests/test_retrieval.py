@@ -11,13 +11,15 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import SEED_ANSWERS
 
 import rag
 from rag import Config, QuestionError, Retriever
+from rag.embedding import HashEmbedder
 from rag.retrieval import QuestionTooLongWarning
-from rag.text import sentence_spans
+from rag.text import normalise_query, sentence_spans
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -302,3 +304,50 @@ def test_english_terms_get_their_common_chinese_word() -> None:
     words = chinese_for_english("What was the box office of the university's film?")
     assert words[:2] == ["票房", "大学"]  # the phrase, not "box" and "office"; question order
     assert chinese_for_english("How many are there?") == []  # question and function words
+
+
+class _FullPrecision(HashEmbedder):
+    """Stands in for the unquantised model: records each call, and gives texts holding
+    ``favoured`` the question's own vector (cosine 1), every other text its opposite."""
+
+    def __init__(self, question_vector: np.ndarray, favoured: str) -> None:
+        super().__init__()
+        self.question_vector, self.favoured = question_vector, favoured
+        self.calls: list[list[str]] = []
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        self.calls.append(texts)
+        return np.stack([self.question_vector * (1 if self.favoured in t else -1) for t in texts])
+
+
+class _Quantised(HashEmbedder):
+    """Stands in for an int8 runtime: its full-precision twin is ``full``."""
+
+    def __init__(self, full: HashEmbedder) -> None:
+        super().__init__()
+        self.full = full
+
+    def full_precision(self) -> HashEmbedder:
+        return self.full
+
+
+def test_english_questions_rescore_their_top_passages_in_full_precision(
+    hashed: Retriever,
+) -> None:
+    english = "How many wind turbine sites did Wudalianchi select?"
+    before = hashed.retrieve(english, k=3)
+    favoured = before[1].text[:12]  # the runner-up's opening: full precision prefers it
+    vector = hashed.embedder.encode_queries([normalise_query(english)])[0]
+    full = _FullPrecision(vector, favoured)
+    quantised = Retriever(hashed.config, _Quantised(full), hashed.index)
+    after = quantised.retrieve(english, k=3)
+    assert after[0].chunk_id == before[1].chunk_id  # the second stage ran again on them
+    # one pass over the top two chunks, then their sentences
+    [texts] = full.calls
+    assert sum(favoured in t for t in texts[:2]) == 1 and len(texts) > 2
+    # Chinese questions, and a retriever told not to, never use it
+    full.calls.clear()
+    quantised.retrieve("五大连池市选了多少个风电场址？", k=3)
+    off = Retriever(hashed.config.with_(refine_cross_lingual=0), _Quantised(full), hashed.index)
+    off.retrieve(english, k=3)
+    assert full.calls == []
