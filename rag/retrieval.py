@@ -533,19 +533,18 @@ class Retriever:
         ]
         texts = [c.chunk.embed_text for c in top] + [s for group in groups for s in group]
         cosines = (full.encode_passages(texts) @ query_vector).tolist()  # one pass: ~0.5 s
-        start = len(top)
-        for c, cosine, group in zip(top, cosines, groups, strict=False):
+        sentence_cosines = iter(cosines[len(top) :])
+        for c, cosine, group in zip(top, cosines[: len(top)], groups, strict=True):
             c.dense = cosine
             if group:
-                c.sentence_cosines = cosines[start : start + len(group)]
-                start += len(group)
+                c.sentence_cosines = [next(sentence_cosines) for _ in group]
         return rerank(candidates, terms, self.calibration)
 
     def _candidates(
         self, question: str, pool: int, mode: str | None
     ) -> tuple[QueryTerms, list[Candidate]]:
-        """The fused candidates with their sentences marked, before the second stage."""
-        question = clean_question(question, self.config.max_question_chars)
+        """The fused candidates of a cleaned ``question`` (:func:`clean_question`) with their
+        sentences marked, before the second stage."""
         mode = self._mode(mode)
         query = normalise_query(question)
         terms = QueryTerms.of(query)
@@ -589,6 +588,7 @@ class Retriever:
         Raises:
             QuestionError: the question is empty or has no word to search for.
         """
+        question = clean_question(question, self.config.max_question_chars)
         terms, candidates = self._candidates(question, self.config.candidates, None)
         features = candidate_features(candidates, terms)
         return [
