@@ -49,7 +49,7 @@ from .embedding import (
 from .errors import ModelError
 
 # Bumped when the export or the quantisation changes, so older exports are rebuilt.
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 INSTALL_HINT = (
     'pip install "onnxruntime>=1.18" "onnx>=1.16"'  # core dependencies; missing only if removed
 )
@@ -223,6 +223,7 @@ def _export(source: str, dest: Path, runtime: str) -> None:
     if pooling.get("pooling_mode", "mean") != "mean" or not pooling.get("include_prompt", True):
         raise ModelError(f"the ONNX runtime supports mean-pooled models only, not {pooling}")
     encoder: Any = modules[0].auto_model.eval()
+    _plain_attention(encoder)
     texts = ["passage: 样例文本", "passage: 长一些的样例文本"]
     sample = st.tokenizer(texts, padding=True, return_tensors="pt")
     inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
@@ -274,6 +275,17 @@ def _export(source: str, dest: Path, runtime: str) -> None:
         "kept_fp32": kept_fp32 if runtime == "onnx-int8" else [],
     }
     (dest / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def _plain_attention(encoder: Any) -> None:
+    """Trace the model's plain (eager) attention instead of PyTorch's fused SDPA: the SDPA
+    graph guards every layer's softmax against fully masked rows (IsNaN + Where), which
+    costs 12% of an int8 forward pass on CPU, and the vectors are the same (bench/README.md,
+    "Runtime")."""
+    if hasattr(encoder, "set_attn_implementation"):  # transformers >= 4.48
+        encoder.set_attn_implementation("eager")
+    else:
+        encoder.config._attn_implementation = "eager"
 
 
 def outlier_matmuls(model_file: Path, feeds: dict[str, np.ndarray]) -> list[str]:
