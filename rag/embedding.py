@@ -46,6 +46,9 @@ DEFAULT_MODEL_REVISION = "1"
 # --sweep: small batches keep activations in cache; see bench/README.md.
 DEFAULT_TOKEN_BUDGET = 1024
 QUERY_CACHE_SIZE = 1024
+# Passages re-embedded in full precision at question time (Retriever's cross-lingual
+# re-scoring: two chunks and their sentences, about 12 texts per question).
+PASSAGE_CACHE_SIZE = 1024
 MAX_WORKERS = 8
 WORKER_NICENESS = 10  # passage-embedding workers yield the CPU to questions (nice +10)
 
@@ -54,10 +57,10 @@ WORKER_NICENESS = 10  # passage-embedding workers yield the CPU to questions (ni
 Spans = list[tuple[int, int]]
 
 
-class QueryCache:
-    """A thread-safe LRU cache of query vectors, keyed by the exact (prefixed) text."""
+class VectorCache:
+    """A thread-safe LRU cache of vectors, keyed by the exact text embedded."""
 
-    def __init__(self, maxsize: int = QUERY_CACHE_SIZE) -> None:
+    def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.hits = 0
         self.misses = 0
@@ -120,9 +123,27 @@ class Embedder:
     dim: int
 
     @cached_property
-    def query_cache(self) -> QueryCache:
+    def query_cache(self) -> VectorCache:
         """This embedder's LRU cache of query vectors."""
-        return QueryCache()
+        return VectorCache(QUERY_CACHE_SIZE)
+
+    @cached_property
+    def passage_cache(self) -> VectorCache:
+        """This embedder's LRU cache of passages embedded at question time (see
+        :meth:`encode_passages_cached`)."""
+        return VectorCache(PASSAGE_CACHE_SIZE)
+
+    def encode_passages_cached(self, texts: list[str]) -> np.ndarray:
+        """Embed passages at question time, through the passage cache: a follow-up about
+        the same article, or the same question again, does not embed them again.
+
+        Args:
+            texts: the passages (without prefix).
+
+        Returns:
+            An ``(n, dim)`` float32 array of unit vectors.
+        """
+        return self.passage_cache.get_many(texts, self.encode_passages)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed questions, through the query cache.

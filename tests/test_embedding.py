@@ -11,8 +11,8 @@ import pytest
 
 from rag.config import Config
 from rag.embedding import (
-    QueryCache,
     SentenceTransformerEmbedder,
+    VectorCache,
     create_embedder,
     embedder_class,
     plan_batches,
@@ -52,7 +52,7 @@ def test_query_cache_computes_only_misses_and_evicts_oldest() -> None:
         calls.append(texts)
         return np.asarray([[len(t), 1.0] for t in texts], dtype=np.float32)
 
-    cache = QueryCache(maxsize=2)
+    cache = VectorCache(maxsize=2)
     first = cache.get_many(["a", "bb", "a"], compute)
     assert calls == [["a", "bb"]] and first[:, 0].tolist() == [1, 2, 1]
     first[:] = 0  # callers get a copy: the cache is not altered through it

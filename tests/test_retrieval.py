@@ -345,8 +345,16 @@ def test_english_questions_rescore_their_top_passages_in_full_precision(
     # one pass over the top two chunks, then their sentences
     [texts] = full.calls
     assert sum(favoured in t for t in texts[:2]) == 1 and len(texts) > 2
+    # asked again (or a follow-up on the same passages): their vectors come from the cache
+    full.calls.clear()
+    assert quantised.retrieve(english, k=3)[0].chunk_id == after[0].chunk_id
+    assert full.calls == []
+    full.passage_cache.clear()
+    quantised.retrieve(english, k=3)
+    assert full.calls == [texts]
     # Chinese questions, and a retriever told not to, never use it
     full.calls.clear()
+    full.passage_cache.clear()
     quantised.retrieve("五大连池市选了多少个风电场址？", k=3)
     off = Retriever(hashed.config.with_(refine_cross_lingual=0), _Quantised(full), hashed.index)
     off.retrieve(english, k=3)
