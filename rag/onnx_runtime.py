@@ -35,7 +35,6 @@ import numpy as np
 
 from .config import cache_dir
 from .embedding import (
-    DEFAULT_TOKEN_BUDGET,
     Embedder,
     SentenceTransformerEmbedder,
     Spans,
@@ -56,6 +55,11 @@ INSTALL_HINT = (
 MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
 META_FILE = "runtime.json"
 OPSET = 17
+# Padded tokens per forward pass on ONNX Runtime (PyTorch: DEFAULT_TOKEN_BUDGET, 1024).
+# ONNX Runtime's arena keeps the largest activations it has seen, for each of the two
+# workers: at 640 a news-dev build peaks about 80 MiB lower than at 1024, in the same
+# time (two runs each, bench/README.md, "Runtime").
+ONNX_TOKEN_BUDGET = 640
 # A MatMul whose input has activation outliers (largest |value| above this many times the
 # 99.9th percentile, on OUTLIER_SAMPLES) keeps fp32 weights and inputs: quantising those
 # inputs to 8 bits crushes every other value (Dettmers et al. 2022, "LLM.int8()"). On the
@@ -345,7 +349,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
         batch_size: int = 32,
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        token_budget: int = ONNX_TOKEN_BUDGET,
         workers: int | None = None,
         runtime: str = "onnx-int8",
     ) -> None:
