@@ -284,7 +284,7 @@ def _export(source: str, dest: Path, runtime: str) -> None:
 def _plain_attention(encoder: Any) -> None:
     """Trace the model's plain (eager) attention instead of PyTorch's fused SDPA: the SDPA
     graph guards every layer's softmax against fully masked rows (IsNaN + Where), which
-    costs 12% of an int8 forward pass on CPU, and the vectors are the same (bench/README.md,
+    costs 13% of an int8 forward pass on CPU, and the vectors are the same (bench/README.md,
     "Runtime")."""
     if hasattr(encoder, "set_attn_implementation"):  # transformers >= 4.48
         encoder.set_attn_implementation("eager")

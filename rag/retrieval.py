@@ -41,7 +41,6 @@ from .ranking import (
     rerank,
 )
 from .records import Chunk, Citation, Hit
-from .sentences import chunk_sentences
 from .text import (
     chinese_for_english,
     fold,
@@ -526,10 +525,13 @@ class Retriever:
         if full is None or not top:
             return candidates
         query_vector = self._embed_query(normalise_query(question))  # cached by the search
-        # each chunk's sentences, where their stored cosines line up with them
-        groups = [chunk_sentences(c.chunk) for c in top]
+        # each chunk's sentences (as the first stage split them), where their stored
+        # cosines line up with them
         groups = [
-            g if len(g) == len(c.sentence_cosines) else [] for g, c in zip(groups, top, strict=True)
+            [c.chunk.text[a:b] for a, b in c.spans]
+            if len(c.spans) == len(c.sentence_cosines)
+            else []
+            for c in top
         ]
         texts = [c.chunk.embed_text for c in top] + [s for group in groups for s in group]
         # one pass, ~0.5 s on PyTorch; cached, so a follow-up on the same passages is free
