@@ -233,7 +233,7 @@ def test_indexing_on_ray_into_milvus_connects_nowhere_but_loopback(
         import ray
 
         assert not ray.is_initialized()  # the one-machine cluster it started is stopped
-    assert report.chunks > 100 and not report.failures
+    assert report.chunks > 50 and not report.failures
     assert not events, "\n".join(map(str, events))
 
 

