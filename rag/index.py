@@ -40,8 +40,9 @@ FORMAT_VERSION = 8  # bump when chunking, tokenising or a component file changes
 # cleaned up rather than refused as a folder holding foreign files.
 FORMER_FILE_NAMES = ("lexical_tokens.jsonl",)
 # New chunks embedded per batch of an update: bounds a build's memory beyond the index
-# (1,024 chunks of 500 characters: news-dev in one 2,048-chunk batch peaked 45 MiB higher).
-BATCH_CHUNKS = 1024
+# (1,000 articles in batches of 512 chunks of 500 characters peaked 1,118-1,153 MiB,
+# of 1,024 chunks 1,186-1,188 MiB, at the same speed: bench/README).
+BATCH_CHUNKS = 512
 # A long build saves a checkpoint this often (or 4x the last save's time, if longer),
 # so a killed build resumes from there; saving rewrites the whole index folder.
 CHECKPOINT_SECONDS = 120.0
