@@ -419,6 +419,11 @@ class Candidate:
     sentence_details: list[float] = field(default_factory=list)
 
     @property
+    def sentences(self) -> list[str]:
+        """The texts of its sentences, as :func:`mark_sentences` split them (``spans``)."""
+        return [self.chunk.text[a:b] for a, b in self.spans]
+
+    @property
     def best_sentence(self) -> int:
         """Index of the sentence that best answers: meaning plus literal evidence."""
         scores = self.sentence_scores
@@ -484,7 +489,7 @@ def mark_sentences(candidates: list[Candidate], terms: QueryTerms) -> None:
     """Split each candidate into sentences and score them against the question."""
     for c in candidates:
         c.spans = sentence_spans(c.chunk.text)
-        sentences = [c.chunk.text[a:b] for a, b in c.spans]
+        sentences = c.sentences
         c.sentence_fits = [terms.fits(text) for text in sentences]
         detail = terms.beyond_lead(c.lead, c.chunk.title)
         c.sentence_details = [

@@ -527,12 +527,7 @@ class Retriever:
         query_vector = self._embed_query(normalise_query(question))  # cached by the search
         # each chunk's sentences (as the first stage split them), where their stored
         # cosines line up with them
-        groups = [
-            [c.chunk.text[a:b] for a, b in c.spans]
-            if len(c.spans) == len(c.sentence_cosines)
-            else []
-            for c in top
-        ]
+        groups = [c.sentences if len(c.spans) == len(c.sentence_cosines) else [] for c in top]
         texts = [c.chunk.embed_text for c in top] + [s for group in groups for s in group]
         # one pass, ~0.5 s on PyTorch; cached, so a follow-up on the same passages is free
         cosines = (full.encode_passages_cached(texts) @ query_vector).tolist()
