@@ -72,7 +72,7 @@ import time
 import traceback
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,13 +166,13 @@ class Server:
 
 
 @contextmanager
-def chat_server(cache: Path, log: Path) -> Iterator[Server]:
-    """Start ``newsqa chat`` on the default library; yield it once ready."""
+def chat_server(cache: Path, log: Path, options: Sequence[str] = ()) -> Iterator[Server]:
+    """Start ``newsqa chat`` on the default library (with ``options``); yield it once ready."""
     from gradio_client import Client
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "rag.cli", "chat", "--port", str(port)]
+    command = [sys.executable, "-m", "rag.cli", "chat", "--port", str(port), *options]
     env = {**os.environ, "NEWSQA_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     begin = time.perf_counter()
     with log.open("wb") as out:
@@ -813,6 +813,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 60,000 characters, 5 clients, 15 s"
     )
+    parser.add_argument(
+        "--sentence-vectors",
+        choices=("separate", "pooled"),
+        help="reply/upload/load: start the chat with this --sentence-vectors",
+    )
     args = parser.parse_args()
     quick = {"upload_chars": 60_000, "clients": 5, "seconds": 15.0}
     full = {"upload_chars": 300_000, "clients": 20, "seconds": 60.0}
@@ -820,6 +825,7 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
     parts = args.only or list(PARTS)
+    options = ["--sentence-vectors", args.sentence_vectors] if args.sentence_vectors else []
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="newsqa-bench-chat-") as tmp:
         cache = Path(tmp) / "cache"
@@ -827,12 +833,12 @@ def main() -> None:
         if "start" in parts:
             start_times(cache)
         if "reply" in parts:
-            with chat_server(cache, log) as server:
+            with chat_server(cache, log, options) as server:
                 browser_latency(server.url, args.rounds, args.screens)
                 api_latency(server.url, args.rounds)
         if "upload" in parts:
             reset_library(cache)  # a fresh copy of the seeds, whatever ran before
-            with chat_server(cache, log) as server:
+            with chat_server(cache, log, options) as server:
                 questions_during_upload(
                     server,
                     Path(tmp),
@@ -843,7 +849,7 @@ def main() -> None:
                 )
         if "load" in parts:
             reset_library(cache)
-            with chat_server(cache, log) as server:
+            with chat_server(cache, log, options) as server:
                 load_with_upload(
                     server,
                     Path(tmp),

@@ -32,6 +32,7 @@ from .retrieval import (
     ask,
     retrieve,
 )
+from .sentences import SentenceMap, fit_sentence_map
 from .text import is_english
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "QuestionError",
     "RagError",
     "Retriever",
+    "SentenceMap",
     "SetFigures",
     "UnknownArticleError",
     "UnreadableFileError",
@@ -75,6 +77,7 @@ __all__ = [
     "contextualize",
     "default_calibration",
     "fit_calibration",
+    "fit_sentence_map",
     "is_english",
     "retrieve",
     "set_figures",

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import click
 
 from .answer import Answer
-from .config import K_MAX, K_MIN, RUNTIMES, Config
+from .config import K_MAX, K_MIN, RUNTIMES, SENTENCE_VECTORS, Config
 from .errors import RagError
 from .records import Hit
 from .retrieval import Retriever, clean_question
@@ -89,6 +89,13 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "installed, else torch), 'onnx-int8' (passages int8, questions fp32: builds ~2x "
             "faster than torch, within one question per eval set), 'onnx' (ONNX Runtime "
             "fp32) or 'torch' (PyTorch fp32).",
+        ),
+        click.option(
+            "--sentence-vectors",
+            type=click.Choice(list(SENTENCE_VECTORS)),
+            help="Where the sentence vectors that pick the answering sentence come from: "
+            "'separate' (default: each sentence embedded on its own) or 'pooled' (from the "
+            "chunk's own pass: builds ~1.7x faster; Hit@1 up to 2.3 points lower, README).",
         ),
         click.option(
             "--calibration",

@@ -121,6 +121,9 @@ class Embedder:
 
     name: str
     dim: int
+    # whether encode_passages_with_spans pools spans from the passage's own forward pass
+    # (otherwise it embeds them separately)
+    pools_spans: bool = False
 
     @cached_property
     def query_cache(self) -> VectorCache:
@@ -296,6 +299,8 @@ class SentenceTransformerEmbedder(Embedder):
         token_budget: most padded tokens per forward pass.
         workers: batches run at once (default: one per available CPU, at most 8).
     """
+
+    pools_spans = True
 
     def __init__(
         self,

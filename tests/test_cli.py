@@ -80,7 +80,7 @@ def test_an_index_report_of_many_files_names_the_first_ones_and_counts_the_rest(
     assert line.endswith("… and 5 more")
 
 
-def test_runtime_option_is_recorded_in_the_index(tmp_path: Path) -> None:
+def test_runtime_and_sentence_vector_options_are_recorded_in_the_index(tmp_path: Path) -> None:
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "a.txt").write_text("松花江畔的冰雕今天开始展出。\n", encoding="utf-8")
@@ -92,3 +92,9 @@ def test_runtime_option_is_recorded_in_the_index(tmp_path: Path) -> None:
     assert manifest["params"]["runtime"] == "onnx"
     bad = CliRunner().invoke(main, [*args, "--runtime", "gpu"])
     assert bad.exit_code != 0 and "onnx-int8" in bad.output
+    result = CliRunner().invoke(main, [*args, "--sentence-vectors", "pooled"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["params"]["sentence_vectors"] == "pooled"
+    bad = CliRunner().invoke(main, [*args, "--sentence-vectors", "both"])
+    assert bad.exit_code != 0 and "separate" in bad.output

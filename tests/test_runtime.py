@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from helpers import make_chunk
 
-from rag.config import Config
+from rag.config import DEFAULT_MODEL, SENTENCE_MAP_VERSION, Config
 from rag.embedding import HashEmbedder, create_embedder, pool_spans
 from rag.errors import InvalidArgumentError
 from rag.index import MANIFEST, CorpusIndex, IndexRebuildWarning
-from rag.sentences import embed_chunks
+from rag.sentences import SentenceMap, embed_chunks, map_for, map_key, pool_sentences
 
 ARTICLES = {
     "a.txt": "# 哈尔滨冰雪大世界开园\n\n第二十六届哈尔滨冰雪大世界12月18日开园。园区占地面积100万平方米。\n",
@@ -62,6 +62,7 @@ def test_torch_params_match_indexes_built_before_the_choice() -> None:
     other = Config(runtime="onnx-int8", sentence_vectors="pooled")
     assert other.index_params()["runtime"] == "onnx-int8"
     assert other.index_params()["sentence_vectors"] == "pooled"
+    assert other.index_params()["sentence_map"] == SENTENCE_MAP_VERSION  # a new map rebuilds
     assert other.index_path != Config(runtime="torch").index_path
 
 
@@ -142,6 +143,49 @@ def test_embed_chunks_without_token_states_embeds_sentences_separately() -> None
     np.testing.assert_allclose(separate[0], pooled[0])
     np.testing.assert_allclose(separate[2], pooled[2])
     np.testing.assert_allclose(separate[2][0], embedder.encode_passages(["开园了。"])[0])
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_a_sentence_map_learns_the_context_a_pooled_vector_carries(tmp_path: Path) -> None:
+    # pooled = own + some of the chunk's context: the map has to take the context out
+    rng = np.random.default_rng(1)
+    counts = [3] * 400
+    chunks = _unit(rng.normal(size=(len(counts), 8)))
+    own = _unit(rng.normal(size=(sum(counts), 8)))
+    pooled = _unit(own + 0.8 * np.repeat(chunks, counts, axis=0))
+    fitted = SentenceMap.fit(pooled[:900], chunks[:300], counts[:300], own[:900], "m|p: ")
+    assert fitted.held_out_cosine > 0.98 and fitted.model == "m|p: "
+    mapped = fitted.apply(pooled[900:], chunks[300:], counts[300:])
+    np.testing.assert_allclose(np.linalg.norm(mapped, axis=1), 1.0, atol=1e-5)
+    assert np.sum(mapped * own[900:], axis=1).mean() > 0.98
+    assert np.sum(pooled[900:] * own[900:], axis=1).mean() < 0.9  # what it starts from
+    fitted.save(tmp_path / "map.npz")
+    again = SentenceMap.load(tmp_path / "map.npz")
+    assert (again.model, again.ridge) == (fitted.model, fitted.ridge)
+    np.testing.assert_allclose(
+        again.apply(pooled[900:], chunks[300:], counts[300:]), mapped, atol=2e-3
+    )
+
+
+def test_the_shipped_map_serves_only_the_model_it_was_fitted_for() -> None:
+    class Pooling(HashEmbedder):
+        pools_spans = True
+
+    default = Pooling()
+    default.name, default.passage_prefix = DEFAULT_MODEL, "passage: "
+    shipped = map_for(default)
+    assert shipped is not None and shipped.model == map_key(DEFAULT_MODEL, "passage: ")
+    assert shipped.weights.shape == (2 * 384 + 1, 384)
+    other_prefix = Pooling()
+    other_prefix.name, other_prefix.passage_prefix = DEFAULT_MODEL, ""
+    other_model = Pooling()
+    other_model.name, other_model.passage_prefix = "BAAI/bge-small-zh-v1.5", "passage: "
+    not_pooling = HashEmbedder()  # embeds sentences on their own: nothing to map
+    not_pooling.name, not_pooling.passage_prefix = DEFAULT_MODEL, "passage: "
+    assert map_for(other_prefix) is map_for(other_model) is map_for(not_pooling) is None
 
 
 def test_a_sentence_shared_by_overlapping_chunks_is_embedded_once() -> None:
@@ -254,6 +298,22 @@ def test_pooled_sentence_vectors_come_from_the_chunk_pass(embedders: tuple) -> N
         # a pooled sentence is close to, but not the same as, the sentence embedded alone
         own = embedder.encode_passages([SENTENCES[0]])[0]
         assert 0.8 < float(pooled[0][0] @ own) < 0.9999
+
+
+@pytest.mark.slow
+def test_pooled_index_vectors_are_mapped_towards_the_sentences_own(embedders: tuple) -> None:
+    article = "".join(SENTENCES[:4]) + "园区内新建了冰雕展区和滑雪场。游客可以乘坐观光车游览。"
+    chunks = [make_chunk(article, "冰雪大世界"), make_chunk("".join(SENTENCES[1:4]), "")]
+    for embedder in embedders:
+        vectors, counts, raw = pool_sentences(embedder, chunks)
+        _, counts_again, mapped = embed_chunks(embedder, chunks, "pooled")
+        _, _, own = embed_chunks(embedder, chunks, "separate")
+        assert counts == counts_again and len(mapped) == len(own) == sum(counts)
+        # the index stores the mapped vectors, nearer the sentences' own than the raw ones
+        raw_cosine = np.sum(raw * own, axis=1)
+        mapped_cosine = np.sum(mapped * own, axis=1)
+        assert mapped_cosine.mean() > raw_cosine.mean() + 0.01
+        assert mapped_cosine.min() > 0.9
 
 
 def test_a_damaged_export_names_the_folder_to_delete(tmp_path: Path) -> None:
