@@ -80,21 +80,24 @@ def test_an_index_report_of_many_files_names_the_first_ones_and_counts_the_rest(
     assert line.endswith("… and 5 more")
 
 
-def test_runtime_and_sentence_vector_options_are_recorded_in_the_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "wrong", "named"),
+    [
+        ("--runtime", "onnx", "gpu", "onnx-int8"),
+        ("--sentence-vectors", "pooled", "both", "separate"),
+    ],
+)
+def test_embedding_options_are_recorded_in_the_index(
+    tmp_path: Path, option: str, value: str, wrong: str, named: str
+) -> None:
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "a.txt").write_text("松花江畔的冰雕今天开始展出。\n", encoding="utf-8")
     index = tmp_path / "index"
     args = ["index", str(folder), "--embedder", "hash", "--index-dir", str(index)]
-    result = CliRunner().invoke(main, [*args, "--runtime", "onnx"])
+    result = CliRunner().invoke(main, [*args, option, value])
     assert result.exit_code == 0, result.output
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["params"]["runtime"] == "onnx"
-    bad = CliRunner().invoke(main, [*args, "--runtime", "gpu"])
-    assert bad.exit_code != 0 and "onnx-int8" in bad.output
-    result = CliRunner().invoke(main, [*args, "--sentence-vectors", "pooled"])
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["params"]["sentence_vectors"] == "pooled"
-    bad = CliRunner().invoke(main, [*args, "--sentence-vectors", "both"])
-    assert bad.exit_code != 0 and "separate" in bad.output
+    assert manifest["params"][option[2:].replace("-", "_")] == value
+    bad = CliRunner().invoke(main, [*args, option, wrong])
+    assert bad.exit_code != 0 and named in bad.output
