@@ -17,7 +17,14 @@ from rag.config import DEFAULT_MODEL, SENTENCE_MAP_VERSION, Config
 from rag.embedding import HashEmbedder, create_embedder, pool_spans
 from rag.errors import InvalidArgumentError
 from rag.index import MANIFEST, CorpusIndex, IndexRebuildWarning
-from rag.sentences import SentenceMap, embed_chunks, map_for, map_key, pool_sentences
+from rag.sentences import (
+    SentenceMap,
+    embed_chunks,
+    fit_sentence_map,
+    map_for,
+    map_key,
+    pool_sentences,
+)
 
 ARTICLES = {
     "a.txt": "# 哈尔滨冰雪大世界开园\n\n第二十六届哈尔滨冰雪大世界12月18日开园。园区占地面积100万平方米。\n",
@@ -186,6 +193,11 @@ def test_the_shipped_map_serves_only_the_model_it_was_fitted_for() -> None:
     not_pooling = HashEmbedder()  # embeds sentences on their own: nothing to map
     not_pooling.name, not_pooling.passage_prefix = DEFAULT_MODEL, "passage: "
     assert map_for(other_prefix) is map_for(other_model) is map_for(not_pooling) is None
+
+
+def test_fitting_a_map_needs_an_embedder_that_pools() -> None:
+    with pytest.raises(InvalidArgumentError, match="embeds sentences separately"):
+        fit_sentence_map(["冰雪大世界开园了。面积很大！"], Config(embedder="hash"))
 
 
 def test_a_sentence_shared_by_overlapping_chunks_is_embedded_once() -> None:
