@@ -164,8 +164,7 @@ class SentenceMap:
         Returns:
             ``(sentences, dim)`` float32 unit vectors.
         """
-        chunk_rows = np.repeat(np.arange(len(counts)), counts)
-        mapped = _design(pooled, chunk_vectors[chunk_rows]) @ self.weights.astype(np.float32)
+        mapped = _design(pooled, chunk_vectors, counts) @ self.weights.astype(np.float32)
         norms = np.linalg.norm(mapped, axis=1, keepdims=True)
         return (mapped / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -194,8 +193,8 @@ class SentenceMap:
         Returns:
             The map fitted on all sentences with the chosen strength.
         """
-        x = _design(pooled, chunk_vectors[np.repeat(np.arange(len(counts)), counts)])
-        x, y = x.astype(np.float64), separate.astype(np.float64)
+        x = _design(pooled, chunk_vectors, counts).astype(np.float64)
+        y = separate.astype(np.float64)
         fold_of = np.repeat(np.random.default_rng(0).integers(0, folds, len(counts)), counts)
         cosines = {}
         for ridge in MAP_RIDGES:
@@ -254,8 +253,10 @@ def _shipped_map() -> SentenceMap:
     return SentenceMap.load(SHIPPED_MAP)
 
 
-def _design(pooled: np.ndarray, chunk_rows: np.ndarray) -> np.ndarray:
-    """The map's inputs: pooled vector, chunk vector and a constant, side by side."""
+def _design(pooled: np.ndarray, chunk_vectors: np.ndarray, counts: list[int]) -> np.ndarray:
+    """The map's inputs, a row per sentence: its pooled vector, its chunk's vector (chunk
+    ``i`` has ``counts[i]`` sentences) and a constant."""
+    chunk_rows = chunk_vectors[np.repeat(np.arange(len(counts)), counts)]
     return np.hstack([pooled, chunk_rows, np.ones((len(pooled), 1), dtype=pooled.dtype)])
 
 
