@@ -9,7 +9,7 @@ import click
 
 from rag import Config, RagError
 
-from .qa import cached_squad, cached_tsv_corpus, load_jsonl
+from .qa import cached_evidence_removed, cached_squad, cached_tsv_corpus, load_jsonl
 from .report import markdown, markdown_tradeoff, plot_hit_curves, write_json
 from .run import evaluate, parse_variations
 from .scoring import abstention_tradeoff
@@ -60,6 +60,13 @@ TRADEOFF_OFFSETS = [round(x * 0.02 - 0.12, 2) for x in range(13)]
     is_flag=True,
     help="Also print the abstention trade-off around the configured thresholds.",
 )
+@click.option(
+    "--remove-evidence",
+    is_flag=True,
+    help="Also ask every answerable question of a copy of the corpus (in the cache) with "
+    "the sentences stating its answer cut out, and report how many are refused: "
+    "questions about articles that name what they ask about but not the answer.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_command(
     qa_file: Path,
@@ -71,6 +78,7 @@ def eval_command(
     json_out: Path | None,
     plot: Path | None,
     tradeoff: bool,
+    remove_evidence: bool,
     quiet: bool,
 ) -> None:
     """Score retrieval on QA_FILE and print a Markdown report."""
@@ -86,7 +94,10 @@ def eval_command(
         if not pairs:
             raise click.ClickException(f"{qa_file} holds no questions")
         base = Config(corpus_dir=folder) if folder else Config()
-        reports = evaluate(pairs, base, variations, progress=not quiet and sys.stderr.isatty())
+        removed = cached_evidence_removed(pairs, base.corpus) if remove_evidence else None
+        reports = evaluate(
+            pairs, base, variations, not quiet and sys.stderr.isatty(), evidence_removed=removed
+        )
     except (RagError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(markdown(reports, title=qa_file.name))
@@ -94,7 +105,9 @@ def eval_command(
         for report in reports:
             if all(r.threshold is None for r in report.results):
                 continue  # this configuration has no calibrated threshold to move
-            points = abstention_tradeoff(report.results, TRADEOFF_OFFSETS)
+            points = abstention_tradeoff(
+                report.results, TRADEOFF_OFFSETS, report.evidence_removed_results
+            )
             click.echo("\n" + markdown_tradeoff(points, report.name))
     if json_out:
         write_json(reports, json_out)

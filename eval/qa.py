@@ -189,6 +189,82 @@ def cached_tsv_corpus(path: Path) -> Path:
     return folder
 
 
+# Where the evidence-removed copy cuts a text document: after any sentence end or line.
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])")
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+def remove_evidence(pairs: list[QAPair], corpus_dir: Path, target_dir: Path) -> list[QAPair]:
+    """Copy the corpus with every sentence that holds a question's evidence cut out.
+
+    Each answerable question then asks about articles that still name what it names
+    but no longer state its answer: the tempting kind of unanswerable question, made
+    from every answerable one. Only ``.txt``/``.md`` documents are cut; other files are
+    copied as they are. The corpus folder itself is only read.
+
+    Args:
+        pairs: the Q&A set.
+        corpus_dir: its corpus folder.
+        target_dir: where the copy goes (created; files already right are kept).
+
+    Returns:
+        The answerable questions none of whose documents still hold one of their
+        answers (an answer the article repeats elsewhere keeps its question out), as
+        unanswerable pairs (no facts) of type ``evidence_removed``.
+    """
+    needles: dict[str, set[str]] = {}
+    for pair in pairs:
+        for fact in pair.facts:
+            needles.setdefault(fact.doc, set()).update(
+                normalise(t) for t in fact.texts if normalise(t)
+            )
+    cut: dict[str, str] = {}
+    for source in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
+        name = source.relative_to(corpus_dir).as_posix()
+        target = target_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name in needles and source.suffix.lower() in TEXT_SUFFIXES:
+            cut[name] = _cut_sentences(source.read_text(encoding="utf-8"), needles[name])
+            content = cut[name].encode("utf-8")
+        else:
+            content = source.read_bytes()
+        if not target.exists() or target.read_bytes() != content:
+            target.write_bytes(content)
+    removed = []
+    for pair in pairs:
+        docs = [cut.get(fact.doc) for fact in pair.facts]
+        answers = [normalise(a) for a in pair.answers if normalise(a)]
+        if not pair.answerable or not answers or any(d is None for d in docs):
+            continue
+        if not any(a in normalise(d or "") for a in answers for d in docs):
+            removed.append(QAPair(pair.id, pair.question, pair.answers, (), "evidence_removed"))
+    return removed
+
+
+def _cut_sentences(text: str, needles: set[str]) -> str:
+    """``text`` without the sentences that hold a needle or lie inside one."""
+
+    def states(sentence: str) -> bool:
+        norm = normalise(sentence)
+        return bool(norm) and any(n in norm or (len(norm) >= 6 and norm in n) for n in needles)
+
+    return "".join(s for s in SENTENCE_END.split(text) if not states(s))
+
+
+def cached_evidence_removed(pairs: list[QAPair], corpus_dir: Path) -> tuple[Path, list[QAPair]]:
+    """:func:`remove_evidence` into a folder under the cache named by the corpus and set."""
+    digest = hashlib.sha1()
+    for pair in pairs:
+        digest.update(repr((pair.id, pair.answers, pair.facts)).encode("utf-8"))
+    for source in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
+        digest.update(source.relative_to(corpus_dir).as_posix().encode("utf-8"))
+        digest.update(source.read_bytes())
+    folder = (
+        cache_dir() / "benchmarks" / f"{corpus_dir.name}-evidence-removed-{digest.hexdigest()[:10]}"
+    )
+    return folder, remove_evidence(pairs, corpus_dir, folder)
+
+
 def squad_corpus_dir(path: Path, root: Path) -> Path:
     """A stable folder under ``root`` for the documents of a SQuAD or TSV file."""
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]

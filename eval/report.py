@@ -36,6 +36,14 @@ def markdown(reports: list[Report], title: str = "") -> str:
         "| answerable wrongly refused | "
         + " | ".join(_pct(r.refused_answerable) for r in reports)
         + " |",
+    ]
+    if any(r.refused_evidence_removed is not None for r in reports):
+        rows.append(
+            "| evidence removed: refused | "
+            + " | ".join(_pct(r.refused_evidence_removed) for r in reports)
+            + " |"
+        )
+    rows += [
         "| answer sentence | " + " | ".join(_pct(r.answer_sentence) for r in reports) + " |",
         "| latency median (ms) | "
         + " | ".join(f"{r.latency_median_ms:.1f}" for r in reports)
@@ -45,7 +53,12 @@ def markdown(reports: list[Report], title: str = "") -> str:
     first = reports[0]
     lines = [
         f"### {title}" if title else "",
-        f"{first.questions} questions, {first.answerable} answerable",
+        f"{first.questions} questions, {first.answerable} answerable"
+        + (
+            f"; {first.evidence_removed_questions} asked again with their evidence removed"
+            if first.refused_evidence_removed is not None
+            else ""
+        ),
         "",
         header,
         rule,
@@ -78,7 +91,14 @@ def write_json(reports: list[Report], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
-            [{k: v for k, v in asdict(r).items() if k != "results"} for r in reports],
+            [
+                {
+                    k: v
+                    for k, v in asdict(r).items()
+                    if k not in ("results", "evidence_removed_results")
+                }
+                for r in reports
+            ],
             ensure_ascii=False,
             indent=2,
         ),
@@ -127,16 +147,17 @@ def markdown_tradeoff(points: list[TradeoffPoint], name: str) -> str:
     def cell(value: float | None) -> str:
         return "–" if value is None else f"{value:.3f}"
 
+    cut = any(p.evidence_removed_refused is not None for p in points)
     lines = [
         f"Abstention trade-off ({name}; offset added to the configured thresholds):",
         "",
         "| offset | answerable wrongly refused | unanswerable refused"
-        " | answer's document removed: refused |",
-        "|---:|---:|---:|---:|",
+        " | answer's document removed: refused |" + " evidence removed: refused |" * cut,
+        "|---:|---:|---:|---:|" + "---:|" * cut,
     ]
     lines += [
         f"| {p.offset:+.2f} | {cell(p.answerable_refused)} | {cell(p.unanswerable_refused)}"
-        f" | {cell(p.removed_refused)} |"
+        f" | {cell(p.removed_refused)} |" + f" {cell(p.evidence_removed_refused)} |" * cut
         for p in points
     ]
     return "\n".join(lines)

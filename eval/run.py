@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -100,6 +100,7 @@ def evaluate(
     base: Config,
     variations: list[dict[str, object]],
     progress: bool = True,
+    evidence_removed: tuple[Path, list[QAPair]] | None = None,
 ) -> list[Report]:
     """Score each configuration on the pairs.
 
@@ -108,19 +109,42 @@ def evaluate(
         base: settings shared by all configurations (corpus, index location…).
         variations: per-configuration overrides, from :func:`parse_variations`.
         progress: show progress bars.
+        evidence_removed: a copy of the corpus without the sentences stating the
+            answers and the questions it no longer answers (``qa.cached_evidence_removed``):
+            each configuration also asks those, for ``refused_evidence_removed``.
 
     Returns:
         One report per configuration, in order.
     """
     reports = []
     for overrides in variations:
-        config = base.with_(**overrides)
-        if base.index_dir is not None and overrides:
-            # each configuration keeps its own index next to the base one
-            tag = "-".join(f"{k}{v}" for k, v in overrides.items()).replace("/", "_")
-            config = config.with_(index_dir=Path(f"{base.index_dir}-{tag}"))
+        config = _with_own_index(base.with_(**overrides), base, overrides, "")
         retriever = Retriever.from_config(config, progress=progress)
         name = config_name(overrides)
-        results = run_pairs(retriever, pairs, progress, label=name)
-        reports.append(summarise(name, results))
+        report = summarise(name, run_pairs(retriever, pairs, progress, label=name))
+        if evidence_removed is not None:
+            folder, removed_pairs = evidence_removed
+            removed_config = _with_own_index(
+                config.with_(corpus_dir=folder), base, overrides, "evidence-removed"
+            )
+            removed = Retriever.from_config(removed_config, progress=progress)
+            results = run_pairs(removed, removed_pairs, progress, label=f"{name}, evidence removed")
+            share = sum(not r.found for r in results) / len(results) if results else None
+            report = replace(
+                report,
+                refused_evidence_removed=share,
+                evidence_removed_questions=len(results),
+                evidence_removed_results=results,
+            )
+        reports.append(report)
     return reports
+
+
+def _with_own_index(
+    config: Config, base: Config, overrides: dict[str, object], kind: str
+) -> Config:
+    """``config`` with its own index next to the base one's, when the base names one."""
+    if base.index_dir is None or not (overrides or kind):
+        return config  # the default index location is already per corpus and settings
+    tag = "-".join([kind] * bool(kind) + [f"{k}{v}" for k, v in overrides.items()])
+    return config.with_(index_dir=Path(f"{base.index_dir}-{tag.replace('/', '_')}"))

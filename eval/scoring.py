@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .qa import QAPair, normalise
@@ -113,8 +114,13 @@ class Report:
     answer_sentence: float
     latency_median_ms: float
     latency_p95_ms: float
+    # share of the answerable questions refused when the sentences stating their answers
+    # are cut from the corpus (eval --remove-evidence; None when not measured)
+    refused_evidence_removed: float | None = None
+    evidence_removed_questions: int = 0
     extra: dict[str, object] = field(default_factory=dict)
     results: list[QuestionResult] = field(default_factory=list, repr=False)
+    evidence_removed_results: list[QuestionResult] = field(default_factory=list, repr=False)
 
 
 def ir_metrics(results: list[QuestionResult]) -> dict[str, float]:
@@ -196,20 +202,27 @@ class TradeoffPoint:
     answerable_refused: float
     unanswerable_refused: float | None
     removed_refused: float | None
+    evidence_removed_refused: float | None = None
 
 
-def abstention_tradeoff(results: list[QuestionResult], offsets: list[float]) -> list[TradeoffPoint]:
+def abstention_tradeoff(
+    results: list[QuestionResult],
+    offsets: list[float],
+    evidence_removed: Sequence[QuestionResult] = (),
+) -> list[TradeoffPoint]:
     """The cost of each refusal threshold: answerable refused vs unanswerable answered.
 
     Three groups: answerable questions (refusing them is wrong), unanswerable ones
     (refusing is right) and answerable questions asked as if their documents were
     removed from the corpus (their best hit from any *other* document; refusing is
     right). The last stands in for re-indexing without the document: only the BM25
-    statistics of the removed document differ.
+    statistics of the removed document differ. A fourth when given: the questions
+    asked of the corpus with their evidence cut out (``eval --remove-evidence``).
 
     Args:
         results: one configuration's results (with scores and thresholds).
         offsets: shifts to apply to the configured thresholds, e.g. ``[-0.1, 0, 0.1]``.
+        evidence_removed: that configuration's results with the evidence removed.
 
     Returns:
         One point per offset.
@@ -221,6 +234,7 @@ def abstention_tradeoff(results: list[QuestionResult], offsets: list[float]) -> 
         for r in results
         if r.pair.answerable and (m := r.margin(exclude_answer_docs=True)) is not None
     ]
+    cut = [m for r in evidence_removed if (m := r.margin()) is not None]
 
     def refused(margins: list[float], offset: float) -> float | None:
         return sum(m < offset for m in margins) / len(margins) if margins else None
@@ -231,6 +245,7 @@ def abstention_tradeoff(results: list[QuestionResult], offsets: list[float]) -> 
             answerable_refused=refused(answerable, offset) or 0.0,
             unanswerable_refused=refused(unanswerable, offset),
             removed_refused=refused(removed, offset),
+            evidence_removed_refused=refused(cut, offset),
         )
         for offset in offsets
     ]

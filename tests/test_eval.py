@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from eval.cli import eval_command
-from eval.qa import Fact, QAPair, load_jsonl, load_squad
+from eval.qa import Fact, QAPair, load_jsonl, load_squad, remove_evidence
+from eval.report import markdown_tradeoff
 from eval.run import parse_variations
 from eval.scoring import (
     QuestionResult,
@@ -106,6 +107,19 @@ def test_abstention_tradeoff_counts_each_group_at_each_offset() -> None:
     assert (zero.answerable_refused, zero.unanswerable_refused, zero.removed_refused) == (0, 1, 0.5)
     assert (low.answerable_refused, low.unanswerable_refused, low.removed_refused) == (0, 0, 0)
     assert (high.answerable_refused, high.unanswerable_refused, high.removed_refused) == (0.5, 1, 1)
+    assert zero.evidence_removed_refused is None  # not measured
+    # the same questions asked again with their evidence cut out: margins 0.08, -0.05
+    cut = [
+        scored(_pair("a1", ()), ["doc.txt"], [1.08]),
+        scored(_pair("a2", ()), ["doc.txt"], [0.95]),
+    ]
+    low, zero, high = abstention_tradeoff([strong, weak, unanswerable], [-0.1, 0.0, 0.1], cut)
+    assert [p.evidence_removed_refused for p in (low, zero, high)] == [0, 0.5, 1]
+    table = markdown_tradeoff([low, zero, high], "default")
+    assert (
+        "| evidence removed: refused |" in table
+        and "| +0.00 | 0.000 | 1.000 | 0.500 | 0.500 |" in table
+    )
 
 
 def test_a_top_hit_without_the_asked_form_is_refused_at_any_threshold() -> None:
@@ -217,3 +231,82 @@ def test_smoke_run_on_five_pairs(tmp_path: Path, with_model: Path) -> None:
     [report] = json.loads(out.read_text(encoding="utf-8"))
     assert report["questions"] == 5 and 0 <= report["metrics"]["mrr@10"] <= 1
     assert png.stat().st_size > 1000
+
+
+def _qa_line(id_: str, question: str, answer: str | None, doc: str, evidence: str | None) -> str:
+    return json.dumps(
+        {"id": id_, "question": question, "answer": answer, "doc": doc, "evidence": evidence,
+         "type": "factoid"},
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+def _evidence_corpus(tmp_path: Path) -> tuple[Path, list[QAPair]]:
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "星光队昨晚主场迎战海风队。全场观众达到两万三千人。星光队以三比一获胜。\n", encoding="utf-8"
+    )
+    (corpus / "b.txt").write_text(
+        "新馆总投资八亿元。新馆总投资八亿元，明年开放。\n", encoding="utf-8"
+    )
+    (corpus / "c.pdf").write_bytes(b"%PDF-1.4 not text")
+    qa = tmp_path / "qa.jsonl"
+    lines = [
+        _qa_line("q1", "星光队那场比赛有多少观众？", "两万三千人", "a.txt", "观众达到两万三千人"),
+        _qa_line("q2", "新馆总投资多少？", "八亿元", "b.txt", "新馆总投资八亿元"),
+        _qa_line("q3", "报告的页数？", "十页", "c.pdf", "共十页"),
+        _qa_line("q4", "海风队的主教练是谁？", None, "", None),
+    ]
+    qa.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return corpus, load_jsonl(qa)
+
+
+def test_evidence_is_cut_from_a_copy_and_the_questions_become_unanswerable(
+    tmp_path: Path,
+) -> None:
+    corpus, pairs = _evidence_corpus(tmp_path)
+    before = {p.name: p.read_bytes() for p in corpus.iterdir()}
+    removed = remove_evidence(pairs, corpus, tmp_path / "copy")
+    # the sentence stating the attendance is gone; its neighbours stay
+    assert (tmp_path / "copy" / "a.txt").read_text(encoding="utf-8") == (
+        "星光队昨晚主场迎战海风队。星光队以三比一获胜。\n"
+    )
+    # both sentences stating the investment go, so b's question is unanswerable too;
+    # a PDF cannot be cut and its question is left out, as is the unanswerable one
+    assert [(p.id, p.type, p.answerable) for p in removed] == [
+        ("q1", "evidence_removed", False),
+        ("q2", "evidence_removed", False),
+    ]
+    assert (tmp_path / "copy" / "c.pdf").read_bytes() == before["c.pdf"]
+    assert {p.name: p.read_bytes() for p in corpus.iterdir()} == before  # only read
+
+
+def test_a_question_whose_answer_the_article_repeats_elsewhere_is_not_asked_again(
+    tmp_path: Path,
+) -> None:
+    corpus, pairs = _evidence_corpus(tmp_path)
+    (corpus / "a.txt").write_text(
+        "全场观众达到两万三千人。据统计，两万三千人创下纪录\n", encoding="utf-8"
+    )
+    removed = remove_evidence(pairs, corpus, tmp_path / "copy")
+    assert [p.id for p in removed] == ["q2"]
+
+
+@pytest.mark.filterwarnings("ignore:.*(cannot be read as a PDF|the file is empty)")
+def test_eval_reports_refusals_with_the_evidence_removed(tmp_path: Path) -> None:
+    corpus, _ = _evidence_corpus(tmp_path)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        eval_command,
+        [str(tmp_path / "qa.jsonl"), "--folder", str(corpus), "--compare", "embedder=hash",
+         "--remove-evidence", "--json-out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 asked again with their evidence removed" in result.output
+    assert "| evidence removed: refused |" in result.output
+    [report] = json.loads(out.read_text(encoding="utf-8"))
+    assert report["evidence_removed_questions"] == 2
+    assert 0 <= report["refused_evidence_removed"] <= 1
+    assert "星光队以三比一获胜" in (corpus / "a.txt").read_text(encoding="utf-8")
+    assert "观众达到两万三千人" in (corpus / "a.txt").read_text(encoding="utf-8")
