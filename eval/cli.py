@@ -64,7 +64,7 @@ TRADEOFF_OFFSETS = [round(x * 0.02 - 0.12, 2) for x in range(13)]
     "--remove-evidence",
     is_flag=True,
     help="Also ask every answerable question of a copy of the corpus (in the cache) with "
-    "the sentences stating its answer cut out, and report how many are refused: "
+    "the sentences holding its evidence cut out, and report how many are refused: "
     "questions about articles that name what they ask about but not the answer.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
