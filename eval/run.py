@@ -109,8 +109,8 @@ def evaluate(
         base: settings shared by all configurations (corpus, index location…).
         variations: per-configuration overrides, from :func:`parse_variations`.
         progress: show progress bars.
-        evidence_removed: a copy of the corpus without the sentences stating the
-            answers and the questions it no longer answers (``qa.cached_evidence_removed``):
+        evidence_removed: a copy of the corpus without the sentences holding the
+            evidence and the questions it no longer answers (``qa.cached_evidence_removed``):
             each configuration also asks those, for ``refused_evidence_removed``.
 
     Returns:
@@ -146,5 +146,6 @@ def _with_own_index(
     """``config`` with its own index next to the base one's, when the base names one."""
     if base.index_dir is None or not (overrides or kind):
         return config  # the default index location is already per corpus and settings
-    tag = "-".join([kind] * bool(kind) + [f"{k}{v}" for k, v in overrides.items()])
+    parts = ([kind] if kind else []) + [f"{k}{v}" for k, v in overrides.items()]
+    tag = "-".join(parts)
     return config.with_(index_dir=Path(f"{base.index_dir}-{tag.replace('/', '_')}"))
