@@ -777,6 +777,8 @@ def load_line() -> str:
 
 
 def main() -> None:
+    from rag.bench import SENTENCE_VECTORS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="times each question is asked")
     parser.add_argument("--screens", type=Path, help="save screenshots into this folder")
@@ -815,7 +817,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sentence-vectors",
-        choices=("separate", "pooled"),
+        choices=SENTENCE_VECTORS,
         help="reply/upload/load: start the chat with this --sentence-vectors",
     )
     args = parser.parse_args()

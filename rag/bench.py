@@ -18,6 +18,7 @@ Nothing inside rag imports this module; it may import any of rag's modules.
 from __future__ import annotations
 
 from .chunking import chunk_articles
+from .config import SENTENCE_VECTORS
 from .corpus import load_folder
 from .distributed import import_ray, index_with_ray
 from .embedding import create_embedder
@@ -34,6 +35,7 @@ __all__ = [
     "import_ray",
     "index_with_ray",
     "ExactFaissIndex",
+    "SENTENCE_VECTORS",
     "chunk_articles",
     "chunk_sentences",
     "create_embedder",
