@@ -114,7 +114,7 @@ class Report:
     answer_sentence: float
     latency_median_ms: float
     latency_p95_ms: float
-    # share of the answerable questions refused when the sentences stating their answers
+    # share of the answerable questions refused when the sentences holding their evidence
     # are cut from the corpus (eval --remove-evidence; None when not measured)
     refused_evidence_removed: float | None = None
     evidence_removed_questions: int = 0
